@@ -1,0 +1,39 @@
+#include "ops/linear.h"
+
+#include "ops/dispatch.h"
+
+namespace falcon::ops {
+
+void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate) {
+  const Device d = common_device("linear", {&x, &w, &y});
+  check_rank("linear", "x", x, 2);
+  check_rank("linear", "w", w, 2);
+  if (x.dim(1) != w.dim(1)) {
+    throw InvalidArgument("linear: x " + x.describe() + " does not match weight " + w.describe());
+  }
+  check_shape("linear", "y", y, {x.dim(0), w.dim(0)});
+  if (y.dtype() != x.dtype()) throw InvalidArgument("linear: y must have x's dtype");
+  if (bias) {
+    common_device("linear", {&x, bias});
+    check_shape("linear", "bias", *bias, {w.dim(0)});
+    check_dtype("linear", "bias", *bias, DType::F32);
+  }
+  if (d == Device::CPU) {
+    cpu::linear(x, w, bias, y, accumulate);
+  } else {
+    FALCON_CUDA_DISPATCH(cuda::linear(x, w, bias, y, accumulate));
+  }
+}
+
+Tensor prepare_linear_weight(const Tensor& w, DType dtype, Device device) {
+  check_rank("prepare_linear_weight", "w", w, 2);
+  if (!w.on_cpu()) throw InvalidArgument("prepare_linear_weight: source must be on the CPU");
+  if (block_elems(dtype) > 1 && w.dim(1) % block_elems(dtype) != 0) {
+    throw InvalidArgument("prepare_linear_weight: K=" + std::to_string(w.dim(1)) + " is not a multiple of the " +
+                          dtype_name(dtype) + " block size");
+  }
+  if (device == Device::CPU) return cpu::prepare_linear_weight(w, dtype);
+  FALCON_CUDA_DISPATCH(return cuda::prepare_linear_weight(w, dtype));
+}
+
+}  // namespace falcon::ops

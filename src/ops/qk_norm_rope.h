@@ -1,0 +1,33 @@
+#pragma once
+
+#include "core/tensor.h"
+
+namespace falcon::ops {
+
+// The attention input stage of one layer, fused:
+//   qkv [S, (H + 2K) * hd] rows split into q [H heads], k [K heads], v [K heads];
+//   q and k RMS-normalised per head (no weight, eps);
+//   k heads expanded to H (query head h uses kv head h / (H / K));
+//   3-D RoPE on q and k, per head h:
+//     dims [0, hd/2): pairs (2i, 2i+1), angle pos_t * theta^(-2i / (hd/2))  (f32 as torch)
+//     dims [hd/2, hd): pairs (2f, 2f+1), angle pos_h * golden[h, f, 0] + pos_w * golden[h, f, 1]
+// Outputs: q [S, H, hd], k [S, H, hd] (expanded, rotated), v [S, K, hd] (copied).
+// pos_t: [S] I32; pos_hw: [S, 2] F32; golden: [H, hd/4, 2] F32.
+// q/k/v/qkv share the activation dtype (F32 on the CPU). k and v may be views into a KV cache.
+void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden,
+                  float theta, float eps, Tensor& q, Tensor& k, Tensor& v);
+
+namespace cpu {
+void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden,
+                  float theta, float eps, Tensor& q, Tensor& k, Tensor& v);
+}
+namespace cuda {
+void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden,
+                  float theta, float eps, Tensor& q, Tensor& k, Tensor& v);
+}
+
+// The 1-D RoPE inverse frequencies exactly as the reference computes them in f32:
+// 1 / theta^(2i / half_dim) for i < half_dim / 2.
+float rope_inv_freq(float theta, int half_dim, int i);
+
+}  // namespace falcon::ops
