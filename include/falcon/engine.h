@@ -26,6 +26,7 @@ struct SamplingOptions {
   int top_k = 0;                 // 0: no top-k cut
   uint64_t seed = 0;             // for temperature > 0
   float coord_dedup_threshold = 0.01f;  // 0 disables coordinate de-duplication
+  bool ignore_stop = false;      // decode exactly max_new_tokens (benchmarks)
   // Teacher forcing: take these token ids in order instead of sampling (head rules still
   // apply). Decoding stops after the last one.
   std::vector<int32_t> forced_tokens;
@@ -112,6 +113,8 @@ class Engine {
   virtual ~Engine() = default;
 
   virtual const ModelInfo& info() const = 0;
+  // The id of a token given as its string ("<|coord|>") or as a decimal id ("240").
+  virtual std::optional<int32_t> token_id(std::string_view token) const = 0;
 
   // Runs one request to completion on the calling thread.
   virtual Result run(const Request& request) = 0;

@@ -1,0 +1,89 @@
+// A stream-style read kernel shared by memory_bandwidth and linear_bench: the decode floor is
+// "bytes of weight / read bandwidth", so both must measure bandwidth the same way.
+#pragma once
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+namespace falcon::bench {
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+using AlignedBuffer = std::unique_ptr<char, FreeDeleter>;
+
+// 2 MiB-aligned so the kernel can back it with huge pages where THP is on.
+inline AlignedBuffer aligned_buffer(size_t bytes) {
+  const size_t align = size_t(2) << 20;
+  return AlignedBuffer(static_cast<char*>(std::aligned_alloc(align, (bytes + align - 1) / align * align)));
+}
+
+// Sums `bytes` (a multiple of 256) of floats with 4 independent vector accumulators, the same
+// access pattern as a GEMV that streams a weight once. Returns the sum so nothing is elided.
+inline float read_sum(const char* p, size_t bytes) {
+#if defined(__AVX512F__)
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i < bytes; i += 256) {
+    a0 = _mm512_add_ps(a0, _mm512_load_ps(reinterpret_cast<const float*>(p + i)));
+    a1 = _mm512_add_ps(a1, _mm512_load_ps(reinterpret_cast<const float*>(p + i + 64)));
+    a2 = _mm512_add_ps(a2, _mm512_load_ps(reinterpret_cast<const float*>(p + i + 128)));
+    a3 = _mm512_add_ps(a3, _mm512_load_ps(reinterpret_cast<const float*>(p + i + 192)));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+#elif defined(__AVX2__)
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i < bytes; i += 128) {
+    a0 = _mm256_add_ps(a0, _mm256_load_ps(reinterpret_cast<const float*>(p + i)));
+    a1 = _mm256_add_ps(a1, _mm256_load_ps(reinterpret_cast<const float*>(p + i + 32)));
+    a2 = _mm256_add_ps(a2, _mm256_load_ps(reinterpret_cast<const float*>(p + i + 64)));
+    a3 = _mm256_add_ps(a3, _mm256_load_ps(reinterpret_cast<const float*>(p + i + 96)));
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+#else
+  float s[4] = {0, 0, 0, 0};
+  const auto* f = reinterpret_cast<const float*>(p);
+  for (size_t i = 0; i < bytes / 4; i += 4) {
+    for (int j = 0; j < 4; ++j) s[j] += f[i + size_t(j)];
+  }
+  return s[0] + s[1] + s[2] + s[3];
+#endif
+}
+
+// Read bandwidth in bytes/s over a buffer of `bytes`, `threads` threads each reading its own
+// contiguous share (as the GEMV partitions N); best of `reps` passes after one warm-up pass that
+// also faults the pages in. A buffer much larger than the last-level cache measures DRAM.
+inline double read_bandwidth(size_t bytes, int threads, int reps) {
+  bytes = bytes / 256 * 256;
+  AlignedBuffer buf = aligned_buffer(bytes);
+  char* p = buf.get();
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < int64_t(bytes / 4096); ++i) std::memset(p + size_t(i) * 4096, 1, 4096);
+  double best = 0;
+  volatile float sink = 0;
+  for (int r = 0; r <= reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    float total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+      const size_t nt = size_t(omp_get_num_threads()), t = size_t(omp_get_thread_num());
+      const size_t chunks = bytes / 256;
+      const size_t b = chunks * t / nt * 256, e = chunks * (t + 1) / nt * 256;
+      total += read_sum(p + b, e - b);
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    sink = sink + total;
+    if (r > 0) best = std::max(best, double(bytes) / s);
+  }
+  return best;
+}
+
+}  // namespace falcon::bench

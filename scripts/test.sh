@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite:
+#   1. Release build with -Werror (and the CUDA code compiled when nvcc is present),
+#   2. every GoogleTest under CTest, plus the shared compare tool on a CLI dump,
+#   3. the same tests built with AddressSanitizer + UBSan,
+#   4. the browser test of the web page (headless Chromium).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+jobs=$(nproc)
+
+echo "== build (Release, -Werror)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DFALCON_WERROR=ON -DFALCON_CUDA=OFF >/dev/null
+cmake --build build -j "$jobs"
+echo "== tests"
+ctest --test-dir build --output-on-failure -j "$jobs" --timeout 900
+
+if command -v nvcc >/dev/null 2>&1 || [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  echo "== CUDA build (compile only: no GPU here)"
+  cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DFALCON_WERROR=ON -DFALCON_CUDA=ON \
+    -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" -DFALCON_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-cuda -j "$jobs" --target falcon ops_tests
+fi
+
+echo "== sanitizers (ASan + UBSan)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFALCON_SANITIZE=address,undefined \
+  -DFALCON_CUDA=OFF -DFALCON_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 1800 -LE slow
+
+if [[ -x scripts/test_web.sh ]]; then
+  echo "== browser test"
+  scripts/test_web.sh build/bin/falcon
+fi
+echo "all tests passed"

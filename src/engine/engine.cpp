@@ -1,0 +1,456 @@
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "engine/box_decoding.h"
+#include "engine/engine_impl.h"
+#include "engine/sampling.h"
+#include "io/image.h"
+#include "model/prompt.h"
+#include "ops/convert.h"
+
+namespace falcon {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+// A [1, N] device row as F32 on the CPU.
+Tensor host_f32(const Tensor& row) {
+  Tensor h = row.on_cpu() ? row : row.to(Device::CPU);
+  if (h.dtype() == DType::F32) return h.on_cpu() && h.raw() == row.raw() ? h.clone() : h;
+  Tensor f = Tensor::empty(h.shape(), DType::F32);
+  ops::convert(h, f);
+  return f;
+}
+
+Tensor stack_rows(const std::vector<Tensor>& rows, int64_t width) {
+  Tensor out = Tensor::zeros({int64_t(rows.size()), width}, DType::F32);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::memcpy(out.data<float>() + int64_t(i) * width, rows[i].data<float>(), size_t(width) * sizeof(float));
+  }
+  return out;
+}
+
+Tensor pairs_tensor(const std::vector<std::array<float, 2>>& v) {
+  Tensor t = Tensor::zeros({int64_t(v.size()), 2}, DType::F32);
+  for (size_t i = 0; i < v.size(); ++i) {
+    t.data<float>()[2 * i] = v[i][0];
+    t.data<float>()[2 * i + 1] = v[i][1];
+  }
+  return t;
+}
+
+Tensor to_i64(const Tensor& i32) {
+  Tensor t = Tensor::empty(i32.shape(), DType::I64);
+  for (int64_t i = 0; i < i32.numel(); ++i) t.data<int64_t>()[i] = i32.data<int32_t>()[i];
+  return t;
+}
+
+DType default_activation(Device d) { return d == Device::CPU ? DType::F32 : DType::BF16; }
+
+}  // namespace
+
+const char* task_name(Task t) {
+  switch (t) {
+    case Task::Detection: return "detection";
+    case Task::Segmentation: return "segmentation";
+    case Task::OcrPlain: return "ocr_plain";
+  }
+  return "?";
+}
+
+Task task_from_name(std::string_view name) {
+  if (name == "detection") return Task::Detection;
+  if (name == "segmentation") return Task::Segmentation;
+  if (name == "ocr_plain" || name == "ocr") return Task::OcrPlain;
+  throw InvalidArgument("unknown task '" + std::string(name) + "' (expected segmentation, detection or ocr_plain)");
+}
+
+std::unique_ptr<Engine> Engine::load(const EngineOptions& options) { return std::make_unique<EngineImpl>(options); }
+
+EngineImpl::EngineImpl(const EngineOptions& options) : options_(options) {
+  namespace fs = std::filesystem;
+  const std::string& dir = options.model_dir;
+  if (dir.empty()) throw InvalidArgument("no model directory given");
+  if (!fs::is_directory(dir)) throw FileError(dir + ": not a directory");
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json"}) {
+    if (!fs::exists(fs::path(dir) / f)) {
+      throw FileError(dir + ": missing " + f + " (expected a Falcon Perception / Falcon OCR export directory)");
+    }
+  }
+  device_ = device_from_name(options.device);
+  if (!device_available(device_)) {
+    throw Unsupported(std::string("device '") + options.device + "' is not available" +
+                      (device_ == Device::CUDA ? " (no CUDA GPU found, or a build without CUDA)" : ""));
+  }
+  if (options.threads > 0 || device_ == Device::CPU) set_num_threads(options.threads);
+  auto progress = [&](std::string_view stage, double f) {
+    if (options.progress) options.progress(stage, f);
+  };
+  progress("config", 0.0);
+  config_ = load_model_config(dir);
+  tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_file(dir + "/tokenizer.json"));
+  special_ = load_special_tokens(dir, *tokenizer_);
+  stop_tokens_ = {special_.eos};
+  if (special_.end_of_query) stop_tokens_.push_back(*special_.end_of_query);
+
+  weights_file_ = std::make_unique<SafetensorsFile>(SafetensorsFile::open(dir + "/model.safetensors"));
+  const DType act = default_activation(device_);
+  DType linear_dtype = options.weight_dtype.empty() ? DType::F32 : dtype_from_name(options.weight_dtype);
+  if (options.weight_dtype.empty()) {
+    // As stored on the CPU (f32 exports stay f32, bf16 stays bf16); bf16 on the GPU.
+    linear_dtype = device_ == Device::CPU ? weights_file_->info("tok_embeddings.weight").dtype : DType::BF16;
+  }
+  ModelWeights w = load_model_weights(config_, *weights_file_, device_, linear_dtype,
+                                      [&](std::string_view s, double f) { progress(s, f); });
+  info_.parameters = w.parameter_count;
+  info_.weights_dtype = dtype_name(w.file_dtype);
+  model_ = std::make_unique<FalconPerceptionModel>(config_, std::move(w), device_, act);
+
+  info_.variant = variant_name(config_.variant);
+  info_.model_dir = dir;
+  info_.compute_dtype = std::string(dtype_name(act)) + " activations, " + dtype_name(linear_dtype) + " weights";
+  info_.dim = config_.dim;
+  info_.n_layers = config_.n_layers;
+  info_.n_heads = config_.n_heads;
+  info_.head_dim = config_.head_dim;
+  info_.n_kv_heads = config_.n_kv_heads;
+  info_.ffn_dim = config_.ffn_dim;
+  info_.vocab_size = config_.vocab_size;
+  info_.max_seq_len = config_.max_seq_len;
+  info_.device = device_name(device_);
+  if (config_.variant == Variant::Ocr) {
+    info_.supported_tasks = {"ocr_plain"};
+  } else if (config_.do_segmentation) {
+    info_.supported_tasks = {"segmentation", "detection"};
+  } else {
+    info_.supported_tasks = {"detection"};
+  }
+  progress("ready", 1.0);
+}
+
+std::optional<int32_t> EngineImpl::token_id(std::string_view token) const {
+  if (!token.empty() && token.find_first_not_of("0123456789") == std::string_view::npos && token.size() < 10) {
+    const int32_t id = int32_t(std::stol(std::string(token)));
+    if (id < config_.vocab_size) return id;
+    return std::nullopt;
+  }
+  return tokenizer_->token_to_id(token);
+}
+
+void EngineImpl::validate(const Request& r) const {
+  const bool ocr_model = config_.variant == Variant::Ocr;
+  if (r.task == Task::OcrPlain && !ocr_model) {
+    throw Unsupported("this is a " + info_.variant + " model: it does detection/segmentation, not OCR");
+  }
+  if (r.task != Task::OcrPlain && ocr_model) {
+    throw Unsupported("this is an OCR model: it does ocr_plain only, not " + std::string(task_name(r.task)));
+  }
+  if (r.task == Task::Segmentation && !config_.do_segmentation) {
+    throw Unsupported("this model is detection-only (do_segmentation is false): use the detection task");
+  }
+  if (r.image_bytes.empty()) throw InvalidArgument("no image given");
+  const int mn = r.min_image_size, mx = r.max_image_size;
+  if (mn < 0 || mx < 0 || (mn && mx && mn > mx)) {
+    throw InvalidArgument("min_image_size must be <= max_image_size and both non-negative");
+  }
+  if ((mn && mn < 16) || mx > 4096) throw InvalidArgument("image sizes must lie in [16, 4096]");
+  if (r.sampling.max_new_tokens < 0) throw InvalidArgument("max_new_tokens must be >= 0");
+  if (r.sampling.temperature < 0 || !std::isfinite(r.sampling.temperature)) {
+    throw InvalidArgument("temperature must be a finite number >= 0");
+  }
+  for (int32_t t : r.sampling.forced_tokens) {
+    if (t < 0 || t >= config_.vocab_size) throw InvalidArgument("forced token id " + std::to_string(t) + " outside the vocabulary");
+  }
+  if (r.task != Task::OcrPlain) prompt_for_task(r.task, r.query, special_);  // checks the query
+}
+
+Engine::RequestId EngineImpl::submit(Request request, DoneCallback done) {
+  validate(request);
+  auto s = std::make_unique<Sequence>();
+  s->id = next_id_++;
+  s->request = std::move(request);
+  s->done = std::move(done);
+  s->submitted = Clock::now();
+  const Engine::RequestId id = s->id;
+  waiting_.push_back(std::move(s));
+  return id;
+}
+
+void EngineImpl::cancel(RequestId id) {
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+    if ((*it)->id == id) {
+      waiting_.erase(it);
+      return;
+    }
+  }
+  for (auto it = active_.begin(); it != active_.end(); ++it) {
+    if ((*it)->id == id) {
+      active_.erase(it);
+      return;
+    }
+  }
+}
+
+void EngineImpl::start(Sequence& s) {
+  const Request& r = s.request;
+  s.started = Clock::now();
+  s.result.timings.queue_ms = std::chrono::duration<double, std::milli>(s.started - s.submitted).count();
+  const bool ocr = r.task == Task::OcrPlain;
+
+  // Image: decode, Pillow-exact resize, normalise.
+  io::DecodeLimits limits;
+  limits.max_pixels = options_.max_image_pixels;
+  const io::DecodedImage decoded = io::decode_image(r.image_bytes, limits);
+  const int min_size = r.min_image_size ? r.min_image_size : (ocr ? 64 : 256);
+  const int max_size = r.max_image_size ? r.max_image_size : 1024;
+  PreprocessedImage pre = preprocess_image(decoded, min_size, max_size);
+  s.pixels = pre.pixels;
+  s.image_width = pre.orig_w;
+  s.image_height = pre.orig_h;
+  s.result.image_width = pre.orig_w;
+  s.result.image_height = pre.orig_h;
+
+  // Prompt.
+  const std::string text = prompt_for_task(r.task, r.query, special_);
+  s.prompt = build_prompt(*tokenizer_, special_, text, s.pixels);
+  const int64_t S = s.prompt.ids.dim(0);
+  if (S >= config_.max_seq_len) {
+    throw InvalidArgument("prompt of " + std::to_string(S) + " tokens does not fit the model's " +
+                          std::to_string(config_.max_seq_len) + "-token context (use a smaller max_image_size)");
+  }
+  const int default_new = ocr ? 4096 : 1024;
+  int max_new = r.sampling.max_new_tokens ? r.sampling.max_new_tokens : default_new;
+  if (!r.sampling.forced_tokens.empty()) max_new = int(r.sampling.forced_tokens.size());
+  max_new = int(std::min<int64_t>(max_new, config_.max_seq_len - S));
+  s.max_new_tokens = max_new;
+  s.result.input_tokens = int(S);
+  s.rng.seed(r.sampling.seed);
+  s.dumping = !r.dump_path.empty();
+  s.result.timings.preprocess_ms = ms_since(s.started);
+
+  // Prefill.
+  const auto t_prefill = Clock::now();
+  s.cache = model_->new_cache(S + max_new + 1);
+  PrefillResult pre_out = model_->prefill(s.prompt, 0, s.cache);
+  s.last_hidden = pre_out.hidden.rows(S - 1, S);
+  s.last_logits = pre_out.logits_last;
+  s.last_pos_t = s.prompt.pos_t.data<int32_t>()[S - 1];
+  s.result.timings.prefill_ms = ms_since(t_prefill);
+
+  if (s.dumping) {
+    s.dump["input_ids"] = to_i64(s.prompt.ids);
+    s.dump["pos_t"] = to_i64(s.prompt.pos_t);
+    s.dump["pos_hw"] = s.prompt.pos_hw;
+    s.dump["pixel_values"] = s.pixels;
+    s.dump["prefill_logits_last"] = host_f32(pre_out.logits_last).reshape({config_.vocab_size});
+    s.dump["prefill_hidden"] = host_f32(pre_out.hidden);
+  }
+}
+
+std::optional<DecodeRow> EngineImpl::choose_next(Sequence& s) {
+  const int64_t V = config_.vocab_size;
+  const SamplingOptions& so = s.request.sampling;
+  const size_t step = s.tokens.size();
+  if (int(step) >= s.max_new_tokens) return std::nullopt;
+
+  int32_t token;
+  if (!so.forced_tokens.empty()) {
+    token = so.forced_tokens[step];
+  } else {
+    Tensor logits = host_f32(s.last_logits);
+    token = sample_token(logits.data<float>(), V, so.temperature, so.top_k, s.rng);
+  }
+  s.tokens.push_back(token);
+  if (s.request.on_text) s.request.on_text(decode_text({token}));
+
+  // Head rules: the hidden state that chose the token decides its value.
+  std::array<float, 2> xy{0, 0}, hw{0, 0};
+  if (config_.perception_heads && token == special_.coord) {
+    Tensor lg = model_->coord_logits(s.last_hidden);
+    xy = decode_coord(lg.data<float>(), int(lg.dim(1)), s.coord_history, so.coord_dedup_threshold);
+    s.coord_history.push_back(xy);
+    s.open_xy = xy;
+  } else if (config_.perception_heads && token == special_.size) {
+    Tensor lg = model_->size_logits(s.last_hidden);
+    hw = decode_size(lg.data<float>(), int(lg.dim(1)));
+    if (s.open_xy) {
+      Detection d;
+      d.x = (*s.open_xy)[0];
+      d.y = (*s.open_xy)[1];
+      d.h = hw[0];
+      d.w = hw[1];
+      d.bbox = pixel_box(d.x, d.y, d.h, d.w, s.image_width, s.image_height);
+      s.detections.push_back(d);
+      s.open_xy.reset();
+    }
+  }
+  if (s.dumping) {
+    s.step_xy.push_back(xy);
+    s.step_hw.push_back(hw);
+  }
+
+  const bool stop = !so.ignore_stop && std::find(stop_tokens_.begin(), stop_tokens_.end(), token) != stop_tokens_.end();
+  const bool last = stop || int(s.tokens.size()) >= s.max_new_tokens;
+  if (last && !s.dumping) return std::nullopt;
+  s.finish_after_feed = last;
+
+  DecodeRow row;
+  row.token = token;
+  row.pos_t = ++s.last_pos_t;
+  if (token == special_.coord && config_.perception_heads) row.coord_xy = xy;
+  if (token == special_.size && config_.perception_heads) row.size_hw = hw;
+  row.cache = &s.cache;
+  row.image_begin = s.prompt.image_begin;
+  row.image_end = s.prompt.image_end;
+  return row;
+}
+
+void EngineImpl::record_step(Sequence& s, const Tensor& hidden_row, const Tensor& logits_row) {
+  s.last_hidden = hidden_row;
+  s.last_logits = logits_row;
+  if (s.dumping) {
+    s.step_hidden.push_back(host_f32(hidden_row));
+    s.step_logits.push_back(host_f32(logits_row));
+  }
+}
+
+void EngineImpl::finish(Sequence& s) {
+  Result& res = s.result;
+  res.tokens = s.tokens;
+  res.output_tokens = int(s.tokens.size());
+  res.detections = s.detections;
+  if (s.request.task == Task::OcrPlain) {
+    std::vector<int32_t> text_ids;
+    for (int32_t t : s.tokens) {
+      if (std::find(stop_tokens_.begin(), stop_tokens_.end(), t) == stop_tokens_.end()) text_ids.push_back(t);
+    }
+    std::string text = decode_text(text_ids);
+    const auto b = text.find_first_not_of(" \t\n\r\f\v");
+    const auto e = text.find_last_not_of(" \t\n\r\f\v");
+    res.text = b == std::string::npos ? std::string() : text.substr(b, e - b + 1);
+  } else {
+    res.text = decode_text(s.tokens);
+  }
+  if (s.dumping) write_dump(s);
+  res.timings.total_ms = ms_since(s.submitted);
+}
+
+std::string EngineImpl::decode_text(const std::vector<int32_t>& ids) const {
+  std::vector<int32_t> known;
+  known.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (id >= 0 && id < tokenizer_->vocab_size()) known.push_back(id);
+  }
+  return tokenizer_->decode(known, /*skip_special_tokens=*/false);
+}
+
+void EngineImpl::write_dump(Sequence& s) {
+  s.dump["step_logits"] = stack_rows(s.step_logits, config_.vocab_size);
+  s.dump["step_hidden"] = stack_rows(s.step_hidden, config_.dim);
+  s.dump["step_xy"] = pairs_tensor(s.step_xy);
+  s.dump["step_hw"] = pairs_tensor(s.step_hw);
+  write_safetensors(s.request.dump_path, s.dump, {{"producer", "falcon"}});
+}
+
+bool EngineImpl::step() {
+  // Admit queued requests: each is prefilled alone, then joins the decode batch.
+  while (!waiting_.empty() && int(active_.size()) < std::max(1, options_.max_batch)) {
+    std::unique_ptr<Sequence> s = std::move(waiting_.front());
+    waiting_.pop_front();
+    try {
+      start(*s);
+      active_.push_back(std::move(s));
+    } catch (...) {
+      if (s->done) s->done(s->id, nullptr, std::current_exception());
+    }
+  }
+  if (active_.empty()) return false;
+
+  // Choose each sequence's next token; finished ones leave the batch.
+  std::vector<DecodeRow> rows;
+  std::vector<Sequence*> batch;
+  const auto t_decode = Clock::now();
+  for (auto it = active_.begin(); it != active_.end();) {
+    Sequence& s = **it;
+    std::optional<DecodeRow> row;
+    std::exception_ptr error;
+    try {
+      row = choose_next(s);
+      if (!row) finish(s);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (row) {
+      rows.push_back(*row);
+      batch.push_back(&s);
+      ++it;
+      continue;
+    }
+    if (s.done) s.done(s.id, error ? nullptr : &s.result, error);
+    it = active_.erase(it);
+  }
+  if (rows.empty()) return !waiting_.empty();
+
+  Tensor hidden, logits;
+  try {
+    model_->decode(rows, hidden, logits);
+  } catch (...) {
+    // A failed step fails every request in it; the engine stays usable.
+    const std::exception_ptr error = std::current_exception();
+    for (Sequence* s : batch) {
+      if (s->done) s->done(s->id, nullptr, error);
+      active_.remove_if([&](const std::unique_ptr<Sequence>& p) { return p.get() == s; });
+    }
+    return !active_.empty() || !waiting_.empty();
+  }
+  const double step_ms = ms_since(t_decode);
+  for (size_t b = 0; b < batch.size(); ++b) {
+    Sequence& s = *batch[b];
+    s.result.timings.decode_ms += step_ms;
+    record_step(s, hidden.rows(int64_t(b), int64_t(b) + 1), logits.rows(int64_t(b), int64_t(b) + 1));
+  }
+  // Sequences whose stop token was fed only for the record finish now.
+  for (auto it = active_.begin(); it != active_.end();) {
+    Sequence& s = **it;
+    if (!s.finish_after_feed) {
+      ++it;
+      continue;
+    }
+    std::exception_ptr error;
+    try {
+      finish(s);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (s.done) s.done(s.id, error ? nullptr : &s.result, error);
+    it = active_.erase(it);
+  }
+  return !active_.empty() || !waiting_.empty();
+}
+
+Result EngineImpl::run(const Request& request) {
+  Result out;
+  std::exception_ptr error;
+  bool finished = false;
+  const RequestId id = submit(request, [&](RequestId, Result* r, const std::exception_ptr& e) {
+    if (r) out = std::move(*r);
+    error = e;
+    finished = true;
+  });
+  while (!finished && step()) {
+  }
+  if (!finished) {
+    cancel(id);
+    throw InternalError("request ended without a result");
+  }
+  if (error) std::rethrow_exception(error);
+  return out;
+}
+
+}  // namespace falcon

@@ -1,0 +1,57 @@
+// The engine behind falcon::Engine: model files, tokenizer, forward pass, and the loop that
+// admits requests, decodes them together, and finishes them.
+#pragma once
+
+#include <deque>
+#include <list>
+#include <memory>
+
+#include "core/safetensors.h"
+#include "engine/sequence.h"
+#include "falcon/engine.h"
+#include "model/config.h"
+#include "model/falcon_perception.h"
+#include "text/special_tokens.h"
+#include "text/tokenizer.h"
+
+namespace falcon {
+
+class EngineImpl final : public Engine {
+ public:
+  explicit EngineImpl(const EngineOptions& options);
+
+  const ModelInfo& info() const override { return info_; }
+  std::optional<int32_t> token_id(std::string_view token) const override;
+  Result run(const Request& request) override;
+  RequestId submit(Request request, DoneCallback done) override;
+  bool step() override;
+  void cancel(RequestId id) override;
+  size_t active_requests() const override { return active_.size() + waiting_.size(); }
+
+ private:
+  void validate(const Request& r) const;
+  void start(Sequence& s);                // preprocess, prompt, prefill, segmentation features
+  std::optional<DecodeRow> choose_next(Sequence& s);  // empty: finished
+  void record_step(Sequence& s, const Tensor& hidden_row, const Tensor& logits_row);
+  void finish(Sequence& s);
+  void write_dump(Sequence& s);
+  // Decodes ids the tokenizer knows; ids past its vocabulary (a random-weight model paired
+  // with a small tokenizer) are left out rather than failing the request.
+  std::string decode_text(const std::vector<int32_t>& ids) const;
+
+  EngineOptions options_;
+  ModelConfig config_;
+  std::unique_ptr<SafetensorsFile> weights_file_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  SpecialTokens special_;
+  std::vector<int32_t> stop_tokens_;
+  std::unique_ptr<FalconPerceptionModel> model_;
+  Device device_ = Device::CPU;
+  ModelInfo info_;
+
+  RequestId next_id_ = 1;
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::list<std::unique_ptr<Sequence>> active_;
+};
+
+}  // namespace falcon

@@ -1,0 +1,220 @@
+// The forward pass. Reads like MODEL.md "Transformer": pre-norm blocks with weightless
+// RMSNorm, fused QKV, per-head QK norm, 3-D RoPE, attention with learned sinks,
+// squared-ReLU gated FFN; final norm with weight; logits.
+// Shapes: S prompt rows, B decode rows, D model dim, H heads, K kv heads, hd head dim,
+// F ffn dim, V vocab.
+#include "model/falcon_perception.h"
+
+#include <cfloat>
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/convert.h"
+#include "ops/embedding.h"
+#include "ops/linear.h"
+#include "ops/qk_norm_rope.h"
+#include "ops/rms_norm.h"
+
+namespace falcon {
+
+FalconPerceptionModel::FalconPerceptionModel(ModelConfig config, ModelWeights weights, Device device,
+                                             DType activation_dtype)
+    : config_(std::move(config)),
+      weights_(std::move(weights)),
+      device_(device),
+      act_(activation_dtype),
+      // torch's F.rms_norm without eps uses the dtype's machine epsilon.
+      block_norm_eps_(activation_dtype == DType::BF16 ? 0.0078125f : FLT_EPSILON) {}
+
+KvCache FalconPerceptionModel::new_cache(int64_t capacity) const {
+  return KvCache(config_.n_layers, capacity, config_.n_heads, config_.n_kv_heads, config_.head_dim, act_, device_);
+}
+
+Tensor FalconPerceptionModel::to_device_activation(const Tensor& host_f32) const {
+  if (device_ == Device::CPU && act_ == DType::F32) return host_f32;
+  Tensor f32 = host_f32.to(device_);
+  if (act_ == DType::F32) return f32;
+  Tensor out = act(f32.shape());
+  ops::convert(f32, out);
+  return out;
+}
+
+PrefillResult FalconPerceptionModel::prefill(const PromptTensors& p, int64_t start, KvCache& cache) const {
+  const ModelConfig& c = config_;
+  const int64_t total = p.ids.dim(0);
+  const int64_t S = total - start;
+  const int64_t D = c.dim, H = c.n_heads, hd = c.head_dim, F = c.ffn_dim, V = c.vocab_size;
+  if (S <= 0 || start != cache.length()) {
+    throw InternalError("prefill: start " + std::to_string(start) + " with a cache of " +
+                        std::to_string(cache.length()) + " tokens and a prompt of " + std::to_string(total));
+  }
+  if (total > cache.capacity()) throw InvalidArgument("prefill: prompt longer than the KV cache");
+
+  // Embeddings: tokens, with the img tokens replaced by the projected patches.
+  Tensor x = act({S, D});  // (S, D)
+  ops::embedding(weights_.tok_embeddings, p.ids.rows(start, total).to(device_), x);
+  if (p.patches.defined() && p.patches.dim(0) > 0) {
+    const int64_t P = p.patches.dim(0);
+    if (p.patch_start < start || p.patch_start + P > total) {
+      throw InternalError("prefill: the image block must lie inside the rows run");
+    }
+    Tensor proj = act({P, D});  // (P, D)
+    ops::linear(to_device_activation(p.patches), weights_.img_projector, nullptr, proj);
+    Tensor dst = x.rows(p.patch_start - start, p.patch_start - start + P);
+    dst.copy_from(proj);
+  }
+  const Tensor pos_t = p.pos_t.rows(start, total).to(device_);    // (S) I32
+  const Tensor pos_hw = p.pos_hw.rows(start, total).to(device_);  // (S, 2)
+
+  Tensor n = act({S, D});                    // normalised input of each sub-block
+  Tensor qkv = act({S, int64_t(c.qkv_dim())});
+  Tensor q = act({S, H, hd});
+  Tensor o = act({S, H, hd});
+  Tensor a = act({S, 2 * F});
+  Tensor g = act({S, F});
+  const ops::AttentionMask mask{start, p.image_begin, p.image_end};
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& w = weights_.layers[size_t(l)];
+    // Attention: x += wo . attn(rope(norm(q)), rope(norm(k)), v)
+    ops::rms_norm(x, nullptr, block_norm_eps_, n);
+    ops::linear(n, w.wqkv, nullptr, qkv);  // (S, (H + 2K) hd)
+    Tensor k_new = cache.keys(l).rows(start, total);    // (S, H, hd) in the cache
+    Tensor v_new = cache.values(l).rows(start, total);  // (S, K, hd) in the cache
+    ops::qk_norm_rope(qkv, pos_t, pos_hw, weights_.golden, c.rope_theta, block_norm_eps_, q, k_new, v_new);
+    ops::attention(q, cache.keys(l).rows(0, total), cache.values(l).rows(0, total), w.sinks, mask, o);
+    ops::linear(o.reshape({S, H * hd}), w.wo, nullptr, x, /*accumulate=*/true);
+    // FFN: x += w2 . (relu(gate)^2 * up)
+    ops::rms_norm(x, nullptr, block_norm_eps_, n);
+    ops::linear(n, w.w13, nullptr, a);  // (S, 2F)
+    ops::squared_relu_gate(a, g);       // (S, F)
+    ops::linear(g, w.w2, nullptr, x, /*accumulate=*/true);
+  }
+  cache.set_length(total);
+
+  PrefillResult r;
+  r.hidden = act({S, D});
+  ops::rms_norm(x, &weights_.norm, c.norm_eps, r.hidden);
+  r.logits_last = act({1, V});
+  ops::linear(r.hidden.rows(S - 1, S), weights_.output, nullptr, r.logits_last);
+  return r;
+}
+
+void FalconPerceptionModel::decode(const std::vector<DecodeRow>& rows, Tensor& hidden, Tensor& logits) const {
+  const ModelConfig& c = config_;
+  const int64_t B = int64_t(rows.size());
+  const int64_t D = c.dim, H = c.n_heads, hd = c.head_dim, F = c.ffn_dim, V = c.vocab_size;
+  if (B == 0) throw InternalError("decode: empty batch");
+
+  // Embeddings (B, D); coord/size tokens carry their encoded value instead.
+  Tensor ids = Tensor::empty({B}, DType::I32);
+  for (int64_t b = 0; b < B; ++b) {
+    const DecodeRow& r = rows[size_t(b)];
+    if (!r.cache || r.cache->length() >= r.cache->capacity()) throw InvalidArgument("decode: KV cache is full");
+    ids.data<int32_t>()[b] = r.token;
+  }
+  Tensor x = act({B, D});
+  ops::embedding(weights_.tok_embeddings, ids.to(device_), x);
+  std::vector<Tensor> pos_t(size_t(B));
+  for (int64_t b = 0; b < B; ++b) {
+    const DecodeRow& r = rows[size_t(b)];
+    Tensor xb = x.rows(b, b + 1);
+    if (r.coord_xy) xb.copy_from(encode_coord(*r.coord_xy));
+    if (r.size_hw) xb.copy_from(encode_size(*r.size_hw));
+    Tensor pt = Tensor::empty({1}, DType::I32);
+    pt.data<int32_t>()[0] = r.pos_t;
+    pos_t[size_t(b)] = pt.to(device_);
+  }
+  const Tensor no_spatial = Tensor::zeros({1, 2}, DType::F32, device_);  // text: identity 2-D rotation
+
+  Tensor n = act({B, D});
+  Tensor qkv = act({B, int64_t(c.qkv_dim())});
+  Tensor q = act({B, H, hd});
+  Tensor o = act({B, H, hd});
+  Tensor a = act({B, 2 * F});
+  Tensor g = act({B, F});
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& w = weights_.layers[size_t(l)];
+    ops::rms_norm(x, nullptr, block_norm_eps_, n);
+    ops::linear(n, w.wqkv, nullptr, qkv);  // (B, (H + 2K) hd)
+    for (int64_t b = 0; b < B; ++b) {
+      const DecodeRow& r = rows[size_t(b)];
+      const int64_t T = r.cache->length();  // tokens before this step
+      Tensor k_new = r.cache->keys(l).rows(T, T + 1);
+      Tensor v_new = r.cache->values(l).rows(T, T + 1);
+      Tensor qb = q.rows(b, b + 1);
+      ops::qk_norm_rope(qkv.rows(b, b + 1), pos_t[size_t(b)], no_spatial, weights_.golden, c.rope_theta,
+                        block_norm_eps_, qb, k_new, v_new);
+      Tensor ob = o.rows(b, b + 1);
+      ops::attention(qb, r.cache->keys(l).rows(0, T + 1), r.cache->values(l).rows(0, T + 1), w.sinks,
+                     ops::AttentionMask{T, r.image_begin, r.image_end}, ob);
+    }
+    ops::linear(o.reshape({B, H * hd}), w.wo, nullptr, x, /*accumulate=*/true);
+    ops::rms_norm(x, nullptr, block_norm_eps_, n);
+    ops::linear(n, w.w13, nullptr, a);
+    ops::squared_relu_gate(a, g);
+    ops::linear(g, w.w2, nullptr, x, /*accumulate=*/true);
+  }
+  for (const DecodeRow& r : rows) r.cache->set_length(r.cache->length() + 1);
+
+  hidden = act({B, D});
+  ops::rms_norm(x, &weights_.norm, c.norm_eps, hidden);
+  logits = act({B, V});
+  ops::linear(hidden, weights_.output, nullptr, logits);
+}
+
+Tensor FalconPerceptionModel::box_head_logits(const BoxHeadWeights& head, const Tensor& hidden) const {
+  const int64_t B = hidden.dim(0);
+  Tensor t = act({B, head.w1.dim(0)});  // (B, dec)
+  ops::linear(hidden, head.w1, nullptr, t);
+  ops::squared_relu(t, t);
+  Tensor out = act({B, head.w2.dim(0)});  // (B, out) = two halves of bins
+  ops::linear(t, head.w2, nullptr, out);
+  if (out.on_cpu() && out.dtype() == DType::F32) return out;
+  Tensor host = out.to(Device::CPU);
+  if (host.dtype() == DType::F32) return host;
+  Tensor f32 = Tensor::empty(host.shape(), DType::F32);
+  ops::convert(host, f32);
+  return f32;
+}
+
+Tensor FalconPerceptionModel::coord_logits(const Tensor& hidden) const {
+  if (!weights_.coord) throw Unsupported("this model has no coord head");
+  return box_head_logits(*weights_.coord, hidden);
+}
+
+Tensor FalconPerceptionModel::size_logits(const Tensor& hidden) const {
+  if (!weights_.size) throw Unsupported("this model has no size head");
+  return box_head_logits(*weights_.size, hidden);
+}
+
+Tensor FalconPerceptionModel::fourier_encode(const BoxHeadWeights& head, std::array<float, 2> v) const {
+  // transform . [cos(2 pi E v), sin(2 pi E v)], the features in f32 as the reference.
+  const int64_t half = head.embed.dim(0);
+  Tensor feat = Tensor::empty({1, 2 * half}, DType::F32);  // (1, enc)
+  const float* e = head.embed.data<float>();
+  const float two_pi = float(2.0 * M_PI);
+  for (int64_t i = 0; i < half; ++i) {
+    const float proj = e[2 * i] * v[0] + e[2 * i + 1] * v[1];
+    const float f = two_pi * proj;
+    feat.data<float>()[i] = float(std::cos(double(f)));
+    feat.data<float>()[half + i] = float(std::sin(double(f)));
+  }
+  Tensor out = act({1, int64_t(config_.dim)});
+  ops::linear(to_device_activation(feat), head.transform, nullptr, out);
+  return out;
+}
+
+Tensor FalconPerceptionModel::encode_coord(std::array<float, 2> xy) const {
+  if (!weights_.coord) throw Unsupported("this model has no coord head");
+  return fourier_encode(*weights_.coord, xy);
+}
+
+Tensor FalconPerceptionModel::encode_size(std::array<float, 2> hw) const {
+  if (!weights_.size) throw Unsupported("this model has no size head");
+  return fourier_encode(*weights_.size, hw);
+}
+
+}  // namespace falcon

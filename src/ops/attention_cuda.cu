@@ -1,0 +1,100 @@
+// Attention on CUDA: picks the kernel for the shape.
+//   BF16, head_dim 64/128, more than kSplitMaxRows query rows: the tensor-core flash kernel.
+//   Otherwise (decode steps, short chunks, F32 parity mode, other head_dims): the split-K kernel,
+//   which spreads the keys of few rows over the whole GPU.
+#include <cmath>
+#include <mutex>
+
+#include "ops/attention.h"
+#include "ops/attention_flash.cuh"
+#include "ops/attention_split.cuh"
+#include "ops/attention_tuning.h"
+#include "ops/cuda_common.cuh"
+
+namespace falcon::ops::cuda {
+
+namespace {
+
+AttentionTuning g_tuning;
+
+template <int HD, int NW>
+void launch_flash(const flash::Params& p) {
+  constexpr size_t smem = flash::smem_bytes<HD, NW>();
+  static std::once_flag once;  // raising the dynamic shared-memory limit once per kernel
+  std::call_once(once, [] {
+    FALCON_CUDA_CHECK(cudaFuncSetAttribute(flash::flash_prefill_kernel<HD, NW>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  });
+  constexpr int BM = 16 * NW;
+  const dim3 grid(unsigned((p.S + BM - 1) / BM), unsigned(p.H));
+  flash::flash_prefill_kernel<HD, NW><<<grid, NW * 32, smem, stream()>>>(p);
+  FALCON_CUDA_CHECK_LAUNCH("flash_prefill_kernel");
+}
+
+bool flash_eligible(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out) {
+  const int64_t hd = q.dim(2);
+  if (q.dtype() != DType::BF16 || (hd != 64 && hd != 128)) return false;
+  if (q.dim(0) <= g_tuning.split_max_rows) return false;
+  // cp.async moves 16-byte chunks; the stores are 4-byte pairs.
+  return aligned_to(q.raw(), 16) && aligned_to(k.raw(), 16) && aligned_to(v.raw(), 16) && aligned_to(out.raw(), 4);
+}
+
+void run_flash(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& sinks, const AttentionMask& mask,
+               Tensor& out) {
+  flash::Params p;
+  p.q = q.data<__nv_bfloat16>();
+  p.k = k.data<__nv_bfloat16>();
+  p.v = v.data<__nv_bfloat16>();
+  p.out = out.data<__nv_bfloat16>();
+  p.sinks = sinks.data<float>();
+  p.S = int(q.dim(0));
+  p.H = int(q.dim(1));
+  p.K = int(v.dim(1));
+  p.T = int(k.dim(0));
+  p.q_offset = mask.q_offset;
+  p.image_begin = mask.image_begin;
+  p.image_end = mask.image_end;
+  const int hd = int(q.dim(2));
+  p.scale_log2 = float(1.4426950408889634 / std::sqrt(double(hd)));
+  const bool wide = g_tuning.flash_warps == 8;
+  if (hd == 128) {
+    wide ? launch_flash<128, 8>(p) : launch_flash<128, 4>(p);
+  } else {
+    wide ? launch_flash<64, 8>(p) : launch_flash<64, 4>(p);
+  }
+}
+
+}  // namespace
+
+void set_attention_tuning(const AttentionTuning& t) { g_tuning = t; }
+AttentionTuning attention_tuning() { return g_tuning; }
+
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& sinks, const AttentionMask& mask,
+               Tensor& out) {
+  const int64_t S = q.dim(0), H = q.dim(1), hd = q.dim(2), T = k.dim(0);
+  if (S == 0 || H == 0 || hd == 0) return;
+  if (T > int64_t(INT32_MAX)) throw Unsupported("attention (cuda): more than 2^31 keys");
+  if (flash_eligible(q, k, v, out)) {
+    run_flash(q, k, v, sinks, mask, out);
+    return;
+  }
+  dispatch_float(q.dtype(), "attention", [&](auto tag) {
+    using T_ = typename decltype(tag)::type;
+    attn::SplitParams<T_> p{};
+    p.q = q.data<T_>();
+    p.k = k.data<T_>();
+    p.v = v.data<T_>();
+    p.out = out.data<T_>();
+    p.sinks = sinks.data<float>();
+    p.rows = int(S);
+    p.H = int(H);
+    p.K = int(v.dim(1));
+    p.hd = int(hd);
+    p.scale_log2 = float(1.4426950408889634 / std::sqrt(double(hd)));
+    const attn::ContiguousKeys keys{mask.q_offset, mask.image_begin, mask.image_end};
+    const int rows_per_block = S == 1 ? 1 : S == 2 ? 2 : S <= 4 ? 4 : 8;
+    attn::run_split_attention(p, keys, rows_per_block, T);
+  });
+}
+
+}  // namespace falcon::ops::cuda

@@ -1,0 +1,150 @@
+#include "ops/cpu_gemm.h"
+
+#include <algorithm>
+#include <cstring>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+namespace falcon::ops::cpu {
+namespace {
+
+constexpr int kNR = kGemmTileN;
+// Depth of one packed B panel: kKC x kNR floats (32 KiB) stays in L1 while every row block
+// of A streams past it.
+constexpr int64_t kKC = 256;
+
+// The register tile is kMR rows x kNR columns of C, accumulated over a panel of depth kc.
+// Explicit FMA intrinsics: an ISO C++ build does not contract a*b+c into an FMA.
+#if defined(__AVX512F__)
+constexpr int kMR = 12;  // 24 accumulators of the 32 zmm registers
+
+void micro_kernel(const float* ap, const float* bp, int64_t kc, float* c, bool load) {
+  __m512 acc[kMR][2];
+#pragma GCC unroll 12
+  for (int m = 0; m < kMR; ++m) {
+    acc[m][0] = load ? _mm512_loadu_ps(c + m * kNR) : _mm512_setzero_ps();
+    acc[m][1] = load ? _mm512_loadu_ps(c + m * kNR + 16) : _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(bp + k * kNR);
+    const __m512 b1 = _mm512_load_ps(bp + k * kNR + 16);
+#pragma GCC unroll 12
+    for (int m = 0; m < kMR; ++m) {
+      const __m512 a = _mm512_set1_ps(ap[k * kMR + m]);
+      acc[m][0] = _mm512_fmadd_ps(a, b0, acc[m][0]);
+      acc[m][1] = _mm512_fmadd_ps(a, b1, acc[m][1]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int m = 0; m < kMR; ++m) {
+    _mm512_storeu_ps(c + m * kNR, acc[m][0]);
+    _mm512_storeu_ps(c + m * kNR + 16, acc[m][1]);
+  }
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr int kMR = 3;  // 12 accumulators of the 16 ymm registers
+
+void micro_kernel(const float* ap, const float* bp, int64_t kc, float* c, bool load) {
+  __m256 acc[kMR][4];
+  for (int m = 0; m < kMR; ++m) {
+    for (int j = 0; j < 4; ++j) acc[m][j] = load ? _mm256_loadu_ps(c + m * kNR + 8 * j) : _mm256_setzero_ps();
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int m = 0; m < kMR; ++m) {
+      const __m256 a = _mm256_set1_ps(ap[k * kMR + m]);
+      for (int j = 0; j < 4; ++j) acc[m][j] = _mm256_fmadd_ps(a, _mm256_load_ps(bp + k * kNR + 8 * j), acc[m][j]);
+    }
+  }
+  for (int m = 0; m < kMR; ++m) {
+    for (int j = 0; j < 4; ++j) _mm256_storeu_ps(c + m * kNR + 8 * j, acc[m][j]);
+  }
+}
+#else
+constexpr int kMR = 4;
+
+void micro_kernel(const float* ap, const float* bp, int64_t kc, float* c, bool load) {
+  float acc[kMR][kNR];
+  for (int m = 0; m < kMR; ++m) {
+    for (int j = 0; j < kNR; ++j) acc[m][j] = load ? c[m * kNR + j] : 0.f;
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int m = 0; m < kMR; ++m) {
+      const float a = ap[k * kMR + m];
+      for (int j = 0; j < kNR; ++j) acc[m][j] += a * bp[k * kNR + j];
+    }
+  }
+  for (int m = 0; m < kMR; ++m) {
+    for (int j = 0; j < kNR; ++j) c[m * kNR + j] = acc[m][j];
+  }
+}
+#endif
+
+}  // namespace
+
+PackedA pack_a(int64_t m, int64_t k, const std::function<float(int64_t, int64_t)>& a) {
+  PackedA p;
+  p.m = m;
+  p.k = k;
+  p.m_blocks = (m + kMR - 1) / kMR;
+  p.data.assign(size_t(p.m_blocks * k * kMR), 0.f);
+  for (int64_t mb = 0; mb < p.m_blocks; ++mb) {
+    for (int64_t kk = 0; kk < k; ++kk) {
+      for (int64_t r = 0; r < kMR && mb * kMR + r < m; ++r) {
+        p.data[size_t((mb * k + kk) * kMR + r)] = a(mb * kMR + r, kk);
+      }
+    }
+  }
+  return p;
+}
+
+void pack_a(PackedA& dst, const float* a, int64_t lda, int64_t m, int64_t k) {
+  dst.m = m;
+  dst.k = k;
+  dst.m_blocks = (m + kMR - 1) / kMR;
+  dst.data.resize(size_t(dst.m_blocks * k * kMR));
+  for (int64_t mb = 0; mb < dst.m_blocks; ++mb) {
+    float* block = dst.data.data() + mb * k * kMR;
+    for (int64_t r = 0; r < kMR; ++r) {
+      const int64_t row = mb * kMR + r;
+      if (row < m) {
+        const float* src = a + row * lda;
+        for (int64_t kk = 0; kk < k; ++kk) block[kk * kMR + r] = src[kk];
+      } else {
+        for (int64_t kk = 0; kk < k; ++kk) block[kk * kMR + r] = 0.f;
+      }
+    }
+  }
+}
+
+void gemm_columns(const PackedA& a, const float* b_base, const int64_t* b_row_offset, int64_t n_begin,
+                  int64_t n_end, const GemmTileFn& epilogue) {
+  const int64_t K = a.k;
+  // 64-byte aligned scratch: the B panel (aligned loads) and the C tile.
+  struct alignas(64) Line {
+    float v[16];
+  };
+  std::vector<Line> panel_lines(size_t(kKC * kNR / 16));
+  std::vector<Line> c_lines(size_t(std::max<int64_t>(1, a.m_blocks * kMR * kNR / 16)));
+  float* bp = panel_lines.data()->v;
+  float* c = c_lines.data()->v;
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += kNR) {
+    const int64_t count = std::min<int64_t>(kNR, n_end - n0);
+    if (K == 0) std::fill(c, c + a.m_blocks * kMR * kNR, 0.f);
+    for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+      const int64_t kc = std::min(kKC, K - k0);
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        float* dst = bp + kk * kNR;
+        std::memcpy(dst, b_base + b_row_offset[k0 + kk] + n0, size_t(count) * sizeof(float));
+        if (count < kNR) std::fill(dst + count, dst + kNR, 0.f);
+      }
+      for (int64_t mb = 0; mb < a.m_blocks; ++mb) {
+        micro_kernel(a.data.data() + (mb * K + k0) * kMR, bp, kc, c + mb * kMR * kNR, k0 > 0);
+      }
+    }
+    epilogue(c, n0, count);
+  }
+}
+
+}  // namespace falcon::ops::cpu

@@ -1,0 +1,114 @@
+// Private helpers of the CUDA ops: error checks, element loads/stores in f32, dtype dispatch.
+// Included only by src/ops/*_cuda.cu.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "ops/cuda_context.h"
+
+namespace falcon::ops::cuda {
+
+// Turns a CUDA error into a typed exception naming the call: OutOfMemory for allocation
+// failures, falcon::Error otherwise.
+[[noreturn]] void throw_cuda_error(cudaError_t err, const char* call);
+
+inline void check_cuda(cudaError_t err, const char* call) {
+  if (err != cudaSuccess) throw_cuda_error(err, call);
+}
+
+// The context's cuBLASLt handle and its workspace (one per device).
+cublasLtHandle_t lt_handle();
+void* lt_workspace(size_t* bytes);
+
+}  // namespace falcon::ops::cuda
+
+#define FALCON_CUDA_CHECK(call) ::falcon::ops::cuda::check_cuda((call), #call)
+// After a kernel launch: reports bad launch configurations at once (no synchronisation).
+#define FALCON_CUDA_CHECK_LAUNCH(kernel_name) ::falcon::ops::cuda::check_cuda(cudaGetLastError(), kernel_name)
+
+namespace falcon::ops::cuda {
+
+// ---- element access in f32 --------------------------------------------------------------
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ float from_f32<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ __half from_f32<__half>(float v) {
+  return __float2half_rn(v);
+}
+
+// N consecutive elements moved as one aligned access (16 bytes for 8 bf16 or 4 floats).
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+
+template <typename T, int N>
+__device__ __forceinline__ void load_f32(const T* p, float (&out)[N]) {
+  const Pack<T, N> pk = *reinterpret_cast<const Pack<T, N>*>(p);
+#pragma unroll
+  for (int i = 0; i < N; ++i) out[i] = to_f32(pk.v[i]);
+}
+
+template <typename T, int N>
+__device__ __forceinline__ void store_f32(T* p, const float (&in)[N]) {
+  Pack<T, N> pk;
+#pragma unroll
+  for (int i = 0; i < N; ++i) pk.v[i] = from_f32<T>(in[i]);
+  *reinterpret_cast<Pack<T, N>*>(p) = pk;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// ---- host side ----------------------------------------------------------------------------
+
+template <typename T>
+struct TypeTag {
+  using type = T;
+};
+
+// Calls f(TypeTag<T>{}) with T the CUDA element type of a float dtype.
+template <typename F>
+void dispatch_float(DType t, const char* op, F&& f) {
+  switch (t) {
+    case DType::F32: f(TypeTag<float>{}); break;
+    case DType::BF16: f(TypeTag<__nv_bfloat16>{}); break;
+    case DType::F16: f(TypeTag<__half>{}); break;
+    default: throw Unsupported(std::string(op) + " (cuda): dtype " + dtype_name(t) + " is not supported");
+  }
+}
+
+inline bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// Blocks for a grid-stride loop over n items: enough to fill the GPU, no more.
+inline int grid_for(int64_t n, int threads) {
+  const int64_t want = (n + threads - 1) / threads;
+  const int64_t cap = int64_t(sm_count()) * 8;
+  return int(want < 1 ? 1 : (want < cap ? want : cap));
+}
+
+}  // namespace falcon::ops::cuda

@@ -1,0 +1,110 @@
+// Per-device CUDA context: the ops' stream, the cuBLASLt handle and workspace, scratch buffers.
+#include <array>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "ops/cuda_common.cuh"
+
+namespace falcon::ops::cuda {
+
+void throw_cuda_error(cudaError_t err, const char* call) {
+  // Clears a non-sticky error so later calls on this thread see a clean state; a sticky one
+  // (an illegal address in a kernel) stays and every later call reports it.
+  cudaGetLastError();
+  const std::string msg = std::string(call) + ": " + cudaGetErrorString(err);
+  if (err == cudaErrorMemoryAllocation) throw OutOfMemory("CUDA out of memory in " + msg);
+  throw Error("CUDA error in " + msg);
+}
+
+namespace {
+
+constexpr size_t kLtWorkspaceBytes = size_t(32) << 20;  // what cuBLASLt asks for on Hopper
+constexpr int kMaxDevices = 16;
+
+struct Buffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+};
+
+struct DeviceContext {
+  int device = 0;
+  cudaStream_t own_stream = nullptr;
+  cudaStream_t current = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  void* lt_workspace = nullptr;
+  int sms = 0;
+  std::array<Buffer, size_t(Scratch::Count)> scratch{};
+};
+
+std::mutex g_mutex;
+// Contexts live until the process ends and are never destroyed: tearing down streams and
+// handles from static destructors races the CUDA runtime's own shutdown.
+std::array<DeviceContext*, kMaxDevices> g_contexts{};
+
+DeviceContext& context() {
+  int dev = 0;
+  FALCON_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= kMaxDevices) throw Unsupported("CUDA device index " + std::to_string(dev) + " too large");
+  std::lock_guard<std::mutex> lock(g_mutex);
+  DeviceContext*& ctx = g_contexts[size_t(dev)];
+  if (!ctx) {
+    auto c = std::make_unique<DeviceContext>();
+    c->device = dev;
+    FALCON_CUDA_CHECK(cudaStreamCreate(&c->own_stream));
+    c->current = c->own_stream;
+    FALCON_CUDA_CHECK(cudaDeviceGetAttribute(&c->sms, cudaDevAttrMultiProcessorCount, dev));
+    if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) throw Error("cublasLtCreate failed");
+    FALCON_CUDA_CHECK(cudaMalloc(&c->lt_workspace, kLtWorkspaceBytes));
+    ctx = c.release();
+  }
+  return *ctx;
+}
+
+}  // namespace
+
+Stream stream() { return context().current; }
+
+void set_stream(Stream s) {
+  DeviceContext& c = context();
+  c.current = s ? s : c.own_stream;
+}
+
+void synchronize() { FALCON_CUDA_CHECK(cudaStreamSynchronize(context().current)); }
+
+bool capturing() {
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  FALCON_CUDA_CHECK(cudaStreamIsCapturing(context().current, &st));
+  return st != cudaStreamCaptureStatusNone;
+}
+
+void* scratch(Scratch which, size_t bytes) {
+  DeviceContext& c = context();
+  Buffer& b = c.scratch[size_t(which)];
+  if (bytes > b.bytes) {
+    if (capturing()) throw InternalError("scratch buffer must grow during a CUDA graph capture: warm up first");
+    // Round up so that slowly growing shapes do not reallocate every call.
+    size_t want = bytes + bytes / 4;
+    want = (want + 255) / 256 * 256;
+    if (b.ptr) {
+      // The old buffer may still be read by queued work: cudaFree waits for the device.
+      FALCON_CUDA_CHECK(cudaFree(b.ptr));
+      b.ptr = nullptr;
+      b.bytes = 0;
+    }
+    FALCON_CUDA_CHECK(cudaMalloc(&b.ptr, want));
+    b.bytes = want;
+  }
+  return b.ptr;
+}
+
+int sm_count() { return context().sms; }
+
+cublasLtHandle_t lt_handle() { return context().lt; }
+
+void* lt_workspace(size_t* bytes) {
+  *bytes = kLtWorkspaceBytes;
+  return context().lt_workspace;
+}
+
+}  // namespace falcon::ops::cuda

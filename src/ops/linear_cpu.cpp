@@ -1,0 +1,261 @@
+// CPU linear: y[M, N] = x[M, K] . w[N, K]^T (+ bias) (+ y), f32 math throughout.
+//
+// Two paths over the panel layout of packed_weight.h (docs/cpu_matmul.md has the measurements):
+//  - GEMV (few rows, decode): memory-bound. Threads split the panels; each panel is streamed once
+//    and decoded in registers, every group of up to kGemvRows rows reusing it while it is hot.
+//  - GEMM (many rows, prefill): compute-bound. Threads split M (or N when M is small); each
+//    thread packs blocks of x, decodes KC x 32 weight blocks to f32 in L1 (F32 is read in
+//    place), and runs the kGemmRows x 32 FMA kernel.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "ops/linear.h"
+#include "ops/linear_kernels.h"
+#include "ops/packed_weight.h"
+
+namespace falcon::ops::cpu {
+
+namespace {
+
+// Up to this many rows the weight is streamed once for all of them (GEMV path). Measured
+// crossover, see docs/cpu_matmul.md.
+constexpr int64_t kGemvMaxRows = 16;
+// GEMM blocking: a KC x 32 f32 weight block (32 KiB) stays in L1 while the micro-kernel walks
+// an MC x KC block of packed x (<= 688 KiB, L2).
+constexpr int64_t kKc = 256;
+constexpr int64_t kMcMax = kGemmRows * 48;
+// Below this many rows per thread the threads split N instead of M, so that the weight is
+// read from memory once rather than once per thread.
+constexpr int64_t kMinRowsPerThread = 256;
+
+bool supported_weight_dtype(DType d) {
+  return d == DType::F32 || d == DType::BF16 || d == DType::F16 || d == DType::Q8 || d == DType::Q4;
+}
+
+// Calls f(rows) with the in-register reader of full panel p's dtype.
+template <class F>
+void with_panel_rows(const PackedWeight& w, int64_t p, F&& f) {
+  const uint8_t* base = w.panel(p);
+  switch (w.dtype) {
+    case DType::F32: { F32Rows r{reinterpret_cast<const float*>(base)}; f(r); return; }
+    case DType::BF16: { Bf16Rows r{reinterpret_cast<const uint16_t*>(base)}; f(r); return; }
+    case DType::F16: { F16Rows r{reinterpret_cast<const uint16_t*>(base)}; f(r); return; }
+    case DType::Q8: { Q8Rows r{base}; f(r); return; }
+    case DType::Q4: { Q4Rows r{base}; f(r); return; }
+    default: throw InternalError("linear: bad weight dtype");
+  }
+}
+
+// out[(k - k0) * 32 + j] = weight (k, j) of a full panel, k in [k0, k1).
+template <class Rows>
+void decode_rows(Rows& rows, int64_t k0, int64_t k1, float* out) {
+  PanelRow w;
+  auto put = [&](int64_t k) {
+    for (int v = 0; v < kVecs; ++v) simd::store(out + (k - k0) * kPanel + v * simd::kLanes, w[v]);
+  };
+  if constexpr (Rows::kBlocked) {
+    for (int64_t b = k0 / kQuantBlock; b < k1 / kQuantBlock; ++b) {
+      rows.block(b);
+      for (int k = 0; k < kQuantBlock; ++k) {
+        rows.row(k, w);
+        put(b * kQuantBlock + k);
+      }
+    }
+  } else {
+    for (int64_t k = k0; k < k1; ++k) {
+      rows.row(k, w);
+      put(k);
+    }
+  }
+}
+
+// a[k * mr + m] = x[m, k0 + k] for m < mr, k < kc: the k-major order the kernel broadcasts from.
+void pack_rows(const float* x, int64_t ldx, int mr, int64_t k0, int64_t kc, float* a) {
+  for (int m = 0; m < mr; ++m) {
+    const float* src = x + m * ldx + k0;
+    for (int64_t k = 0; k < kc; ++k) a[k * mr + m] = src[k];
+  }
+}
+
+// Groups of at most kGemvRows rows, balanced (16 rows -> 8 + 8, 9 -> 5 + 4).
+struct RowGroups {
+  int64_t count, rows;
+  RowGroups(int64_t m) : count((m + kGemvRows - 1) / kGemvRows), rows(m) {}
+  int64_t begin(int64_t g) const { return rows * g / count; }
+  int64_t end(int64_t g) const { return rows * (g + 1) / count; }
+};
+
+void gemv_path(const Tensor& x, const PackedWeight& w, const float* bias, Tensor& y, bool accumulate) {
+  const int64_t M = x.dim(0), K = w.k, N = w.n;
+  const float* xd = x.data<float>();
+  float* yd = y.data<float>();
+  const RowGroups groups(M);
+  // x packed k-major per group (read by every panel, so it lives in L2); one row needs no packing.
+  std::vector<float> xp;
+  if (M > 1) {
+    xp.resize(size_t(M * K));
+    for (int64_t g = 0; g < groups.count; ++g) {
+      pack_rows(xd + groups.begin(g) * K, K, int(groups.end(g) - groups.begin(g)), 0, K, xp.data() + groups.begin(g) * K);
+    }
+  }
+  const float* xpacked = M > 1 ? xp.data() : xd;
+
+  auto run_panel = [&](int64_t p, auto& rows) {
+    const int width = w.width(p);
+    for (int64_t g = 0; g < groups.count; ++g) {
+      const int64_t r0 = groups.begin(g);
+      with_rows<kGemvRows>(int(groups.end(g) - r0), [&](auto rows_c) {
+        constexpr int mr = decltype(rows_c)::value;
+        Acc<mr> acc;
+        zero<mr>(acc);
+        dot_panel<mr>(xpacked + r0 * K, rows, 0, K, acc);
+        store_tile<mr>(acc, yd + r0 * N + p * kPanel, N, width, bias ? bias + p * kPanel : nullptr, accumulate);
+      });
+    }
+  };
+
+  parallel_for(w.panels(), 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      if (w.width(p) == kPanel) {
+        with_panel_rows(w, p, [&](auto& rows) { run_panel(p, rows); });
+      } else {
+        // The one partial panel: decode it to a zero-padded f32 panel first.
+        std::vector<float> buf(size_t(K) * kPanel);
+        decode_panel(w, p, 0, K, buf.data());
+        F32Rows rows{buf.data()};
+        run_panel(p, rows);
+      }
+    }
+  });
+}
+
+// Per-thread GEMM over rows [m0, m1) and panels [p0, p1).
+void gemm_block(const float* x, const PackedWeight& w, const float* bias, float* y, bool accumulate, int64_t m0,
+                int64_t m1, int64_t p0, int64_t p1) {
+  const int64_t K = w.k, N = w.n;
+  const int64_t tiles = (m1 - m0 + kMcMax - 1) / kMcMax;
+  std::vector<float> apack(size_t(kMcMax * kKc));
+  std::vector<float> bbuf(size_t(kKc * kPanel));
+  for (int64_t t = 0; t < tiles; ++t) {
+    // Balanced M tiles, whole micro-tiles where possible.
+    const int64_t mt0 = m0 + (m1 - m0) * t / tiles, mt1 = m0 + (m1 - m0) * (t + 1) / tiles;
+    const int64_t mc = mt1 - mt0;
+    for (int64_t pc = 0; pc < K; pc += kKc) {
+      const int64_t kc = std::min(kKc, K - pc);
+      for (int64_t i = 0; i < mc; i += kGemmRows) {
+        const int mr = int(std::min<int64_t>(kGemmRows, mc - i));
+        pack_rows(x + (mt0 + i) * K, K, mr, pc, kc, apack.data() + i * kc);
+      }
+      const bool first = pc == 0;
+      for (int64_t p = p0; p < p1; ++p) {
+        const int width = w.width(p);
+        const float* panel;
+        if (w.dtype == DType::F32 && width == kPanel) {
+          panel = reinterpret_cast<const float*>(w.panel(p)) + pc * kPanel;
+        } else if (width == kPanel) {
+          with_panel_rows(w, p, [&](auto& rows) { decode_rows(rows, pc, pc + kc, bbuf.data()); });
+          panel = bbuf.data();
+        } else {
+          decode_panel(w, p, pc, kc, bbuf.data());
+          panel = bbuf.data();
+        }
+        const F32Rows rows{panel};
+        const float* bias_p = first && bias ? bias + p * kPanel : nullptr;
+        for (int64_t i = 0; i < mc; i += kGemmRows) {
+          const int mr = int(std::min<int64_t>(kGemmRows, mc - i));
+          float* c = y + (mt0 + i) * N + p * kPanel;
+          with_rows<kGemmRows>(mr, [&](auto rows_c) {
+            constexpr int r = decltype(rows_c)::value;
+            Acc<r> acc;
+            zero<r>(acc);
+            F32Rows rr = rows;
+            dot_panel<r>(apack.data() + i * kc, rr, 0, kc, acc);
+            store_tile<r>(acc, c, N, width, bias_p, !first || accumulate);
+          });
+        }
+      }
+    }
+  }
+}
+
+void gemm_path(const Tensor& x, const PackedWeight& w, const float* bias, Tensor& y, bool accumulate) {
+  const int64_t M = x.dim(0);
+  const float* xd = x.data<float>();
+  float* yd = y.data<float>();
+  const int threads = num_threads();
+  if (M >= kMinRowsPerThread * threads) {
+    parallel_for(M, kMinRowsPerThread, [&](int64_t m0, int64_t m1) {
+      gemm_block(xd, w, bias, yd, accumulate, m0, m1, 0, w.panels());
+    });
+  } else {
+    parallel_for(w.panels(), 1, [&](int64_t p0, int64_t p1) {
+      gemm_block(xd, w, bias, yd, accumulate, 0, M, p0, p1);
+    });
+  }
+}
+
+}  // namespace
+
+Tensor prepare_linear_weight(const Tensor& w, DType dtype) {
+  if (!supported_weight_dtype(dtype)) {
+    throw Unsupported(std::string("prepare_linear_weight (cpu): weight dtype ") + dtype_name(dtype));
+  }
+  if (!is_float(w.dtype())) {
+    throw InvalidArgument("prepare_linear_weight (cpu): source " + w.describe() + " is not F32/BF16/F16");
+  }
+  const int64_t N = w.dim(0), K = w.dim(1);
+  Tensor out = Tensor::empty({N, K}, dtype);
+  const PackedWeight pw{out.data<uint8_t>(), dtype, N, K};
+  const bool quantized = block_elems(dtype) > 1;
+  std::atomic<bool> non_finite{false};
+  // Exceptions must not leave an OpenMP region: record failures and throw after.
+  parallel_for(pw.panels(), 1, [&](int64_t p0, int64_t p1) {
+    std::vector<float> rows;
+    for (int64_t p = p0; p < p1; ++p) {
+      const int width = pw.width(p);
+      const float* src;
+      if (w.dtype() == DType::F32) {
+        src = w.data<float>() + p * kPanel * K;
+      } else {
+        rows.resize(size_t(width * K));
+        const uint16_t* s = w.data<uint16_t>() + p * kPanel * K;
+        for (size_t i = 0; i < rows.size(); ++i) rows[i] = w.dtype() == DType::BF16 ? bf16_to_f32(s[i]) : f16_to_f32(s[i]);
+        src = rows.data();
+      }
+      if (quantized) {
+        bool ok = true;
+        for (int64_t i = 0; i < width * K; ++i) ok &= std::isfinite(src[i]);
+        if (!ok) {
+          non_finite = true;
+          continue;
+        }
+      }
+      pack_panel(src, width, K, dtype, const_cast<uint8_t*>(pw.panel(p)));
+    }
+  });
+  if (non_finite) {
+    throw InvalidArgument(std::string("prepare_linear_weight: cannot quantise a weight with non-finite values to ") +
+                          dtype_name(dtype));
+  }
+  return out;
+}
+
+void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate) {
+  if (x.dtype() != DType::F32) throw Unsupported("linear (cpu): activations must be F32, got " + x.describe());
+  if (!supported_weight_dtype(w.dtype())) throw Unsupported("linear (cpu): weight dtype " + w.describe());
+  const PackedWeight pw{w.data<uint8_t>(), w.dtype(), w.dim(0), w.dim(1)};
+  const float* b = bias ? bias->data<float>() : nullptr;
+  if (x.dim(0) == 0 || pw.n == 0) return;
+  if (x.dim(0) <= kGemvMaxRows || pw.k == 0) {
+    gemv_path(x, pw, b, y, accumulate);
+  } else {
+    gemm_path(x, pw, b, y, accumulate);
+  }
+}
+
+}  // namespace falcon::ops::cpu

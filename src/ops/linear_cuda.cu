@@ -1,0 +1,234 @@
+// Linear layers on CUDA through cuBLASLt.
+//
+// y[M, N] = x[M, K] . w[N, K]^T is, in cuBLAS's column-major terms, D (N x M) = op(A) . B with
+// A = w read as a K x N column-major matrix and transposed, B = x read as K x M. Accumulation
+// is f32 (CUBLAS_COMPUTE_32F: no TF32, so the F32 parity mode is true f32). Bias rides in the
+// epilogue and `accumulate` is beta = 1 with C = D = y.
+//
+// Each distinct problem (shapes, dtypes, epilogue, pointer alignment) gets a plan, built once:
+// descriptors plus the algorithm cuBLASLt's heuristic ranks first. Later calls only set the
+// bias pointer and launch, so after a warm-up a call allocates nothing and never synchronises.
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "ops/convert.h"
+#include "ops/cuda_common.cuh"
+#include "ops/linear.h"
+
+namespace falcon::ops::cuda {
+
+namespace {
+
+void check_lt(cublasStatus_t st, const char* call) {
+  if (st == CUBLAS_STATUS_SUCCESS) return;
+  const std::string msg = std::string(call) + ": " + cublasGetStatusString(st);
+  if (st == CUBLAS_STATUS_ALLOC_FAILED) throw OutOfMemory("cuBLASLt out of memory in " + msg);
+  throw Error("cuBLASLt error in " + msg);
+}
+#define FALCON_LT_CHECK(call) check_lt((call), #call)
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::F32: return CUDA_R_32F;
+    case DType::BF16: return CUDA_R_16BF;
+    case DType::F16: return CUDA_R_16F;
+    default: throw Unsupported(std::string("linear (cuda): dtype ") + dtype_name(t));
+  }
+}
+
+// Largest power of two (up to 16) dividing the address: cuBLASLt's kernels need to know it.
+int alignment(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  int al = 16;
+  while (al > 1 && a % uintptr_t(al) != 0) al /= 2;
+  return al;
+}
+
+struct PlanKey {
+  int64_t M, N, K;
+  int device;
+  DType a_type, b_type, d_type;
+  bool bias, accumulate;
+  int align_a, align_b, align_d, align_bias;
+  bool operator==(const PlanKey& o) const { return std::memcmp(this, &o, sizeof(PlanKey)) == 0; }
+};
+
+struct PlanKeyHash {
+  size_t operator()(const PlanKey& k) const {
+    // FNV-1a over the bytes (the key is zero-initialised, padding included).
+    const auto* p = reinterpret_cast<const unsigned char*>(&k);
+    size_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < sizeof(PlanKey); ++i) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+  }
+};
+
+struct Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool bias_in_epilogue = false;  // false: the bias is added by a separate kernel
+};
+
+std::mutex g_plans_mutex;
+std::unordered_map<PlanKey, Plan, PlanKeyHash> g_plans;
+
+// Returns true and fills `plan` when cuBLASLt has an algorithm for this configuration.
+bool build_plan(const PlanKey& k, bool bias_epilogue, Plan& plan) {
+  Plan p;
+  FALCON_LT_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  FALCON_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  FALCON_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  if (bias_epilogue) {
+    const cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+    const int32_t bias_type = CUDA_R_32F;
+    FALCON_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)));
+    FALCON_LT_CHECK(
+        cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+  }
+  FALCON_LT_CHECK(cublasLtMatrixLayoutCreate(&p.a, cuda_type(k.a_type), uint64_t(k.K), uint64_t(k.N), k.K));
+  FALCON_LT_CHECK(cublasLtMatrixLayoutCreate(&p.b, cuda_type(k.b_type), uint64_t(k.K), uint64_t(k.M), k.K));
+  FALCON_LT_CHECK(cublasLtMatrixLayoutCreate(&p.d, cuda_type(k.d_type), uint64_t(k.N), uint64_t(k.M), k.N));
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  FALCON_LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t ws_bytes = 0;
+  lt_workspace(&ws_bytes);
+  FALCON_LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
+                                                       sizeof(ws_bytes)));
+  const uint32_t al_a = uint32_t(k.align_a), al_b = uint32_t(k.align_b), al_d = uint32_t(k.align_d);
+  FALCON_LT_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)));
+  FALCON_LT_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b)));
+  FALCON_LT_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof(al_d)));
+  FALCON_LT_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_d, sizeof(al_d)));
+
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_handle(), p.desc, p.a, p.b, p.d, p.d, pref, 1,
+                                                           &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.d);
+    cublasLtMatmulDescDestroy(p.desc);
+    return false;
+  }
+  p.algo = result.algo;
+  p.bias_in_epilogue = bias_epilogue;
+  plan = p;
+  return true;
+}
+
+Plan& plan_for(const PlanKey& key) {
+  std::lock_guard<std::mutex> lock(g_plans_mutex);
+  auto it = g_plans.find(key);
+  if (it != g_plans.end()) return it->second;
+  Plan p;
+  // An f32 bias in the epilogue of a bf16 output is not offered by every cuBLASLt: fall back
+  // to a plain product plus a bias kernel rather than fail.
+  if (!(key.bias && build_plan(key, true, p)) && !build_plan(key, false, p)) {
+    throw Unsupported("linear (cuda): cuBLASLt has no algorithm for M=" + std::to_string(key.M) +
+                      " N=" + std::to_string(key.N) + " K=" + std::to_string(key.K) + " (" +
+                      dtype_name(key.b_type) + " x " + dtype_name(key.a_type) + ")");
+  }
+  return g_plans.emplace(key, p).first->second;
+}
+
+// y[m, n] += bias[n], for the fallback path.
+template <typename T>
+__global__ void add_bias_kernel(T* y, const float* bias, int64_t M, int64_t N) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < M * N; i += int64_t(gridDim.x) * blockDim.x) {
+    y[i] = from_f32<T>(to_f32(y[i]) + bias[i % N]);
+  }
+}
+
+}  // namespace
+
+void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate) {
+  const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
+  if (M == 0 || N == 0) return;
+  if (K == 0) throw Unsupported("linear (cuda): K = 0");
+  if (w.dtype() != DType::BF16 && w.dtype() != DType::F32) {
+    throw Unsupported(std::string("linear (cuda): weights stored as ") + dtype_name(w.dtype()) +
+                      " (prepare them as BF16 or F32)");
+  }
+  if (x.dtype() != DType::F32 && x.dtype() != DType::BF16) {
+    throw Unsupported(std::string("linear (cuda): activations in ") + dtype_name(x.dtype()));
+  }
+  if (x.dtype() == DType::BF16 && w.dtype() == DType::F32) {
+    throw Unsupported("linear (cuda): BF16 activations need BF16 weights (F32 weights are the F32 parity mode)");
+  }
+
+  // F32 activations against BF16 weights: the product runs in bf16 x bf16 -> f32, so the
+  // activations are rounded to bf16 first (into a scratch buffer that stays allocated).
+  const void* b_ptr = x.raw();
+  DType b_type = x.dtype();
+  if (x.dtype() == DType::F32 && w.dtype() == DType::BF16) {
+    void* buf = scratch(Scratch::LinearInput, size_t(M * K) * 2);
+    Tensor xb = Tensor::wrap(buf, {M, K}, DType::BF16, Device::CUDA, nullptr);
+    cuda::convert(x, xb);
+    b_ptr = buf;
+    b_type = DType::BF16;
+  }
+
+  int device = 0;
+  FALCON_CUDA_CHECK(cudaGetDevice(&device));
+  PlanKey key;
+  std::memset(&key, 0, sizeof(key));
+  key.M = M;
+  key.N = N;
+  key.K = K;
+  key.device = device;
+  key.a_type = w.dtype();
+  key.b_type = b_type;
+  key.d_type = y.dtype();
+  key.bias = bias != nullptr;
+  key.accumulate = accumulate;
+  key.align_a = alignment(w.raw());
+  key.align_b = alignment(b_ptr);
+  key.align_d = alignment(y.raw());
+  key.align_bias = bias ? alignment(bias->raw()) : 0;
+  Plan& plan = plan_for(key);
+
+  if (plan.bias_in_epilogue) {
+    const void* bp = bias->raw();
+    FALCON_LT_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
+  }
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  size_t ws_bytes = 0;
+  void* ws = lt_workspace(&ws_bytes);
+  FALCON_LT_CHECK(cublasLtMatmul(lt_handle(), plan.desc, &alpha, w.raw(), plan.a, b_ptr, plan.b, &beta, y.raw(),
+                                 plan.d, y.raw(), plan.d, &plan.algo, ws, ws_bytes, stream()));
+  if (bias && !plan.bias_in_epilogue) {
+    dispatch_float(y.dtype(), "linear", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      add_bias_kernel<T><<<grid_for(M * N, 256), 256, 0, stream()>>>(y.data<T>(), bias->data<float>(), M, N);
+      FALCON_CUDA_CHECK_LAUNCH("add_bias_kernel");
+    });
+  }
+}
+
+Tensor prepare_linear_weight(const Tensor& w, DType dtype) {
+  if (dtype != DType::BF16 && dtype != DType::F32) {
+    throw Unsupported(std::string("prepare_linear_weight (cuda): ") + dtype_name(dtype) +
+                      " storage is not supported yet (BF16 or F32)");
+  }
+  if (!is_float(w.dtype())) throw InvalidArgument("prepare_linear_weight: source must be a float tensor");
+  // Upload as stored, convert on the device: a 0.6B model converts in milliseconds there.
+  Tensor src = w.to(Device::CUDA);
+  if (w.dtype() == dtype) return src;
+  Tensor out = Tensor::empty(w.shape(), dtype, Device::CUDA);
+  cuda::convert(src, out);
+  synchronize();  // `src` is freed on return; the conversion must have read it
+  return out;
+}
+
+}  // namespace falcon::ops::cuda

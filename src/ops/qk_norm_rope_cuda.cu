@@ -1,0 +1,129 @@
+// The fused attention input stage on CUDA: one block per token; a warp per head task
+// (normalise + rotate a q head, normalise + rotate an expanded k head, or copy a v head).
+#include <string>
+
+#include "ops/cuda_common.cuh"
+#include "ops/qk_norm_rope.h"
+
+namespace falcon::ops::cuda {
+
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kMaxQuarter = 64;  // head_dim up to 256
+
+// Passed by value so a captured graph holds the frequencies, not a pointer to host memory.
+struct InvFreq {
+  float f[kMaxQuarter];
+};
+
+struct Args {
+  int H, K, hd;
+  float eps;
+};
+
+template <typename T>
+__device__ void norm_rotate_head(const T* src, T* dst, int hd, float eps, const float* cos_t, const float* sin_t,
+                                 const float* cos_g, const float* sin_g, bool spatial) {
+  const int lane = threadIdx.x % 32;
+  const int pairs = hd / 2, quarter = hd / 4;
+  float ss = 0.f;
+  for (int p = lane; p < pairs; p += 32) {
+    float v[2];
+    load_f32<T, 2>(src + 2 * p, v);
+    ss += v[0] * v[0] + v[1] * v[1];
+  }
+  ss = warp_sum(ss);
+  const float inv = 1.0f / sqrtf(ss / float(hd) + eps);
+  for (int p = lane; p < pairs; p += 32) {
+    float v[2];
+    load_f32<T, 2>(src + 2 * p, v);
+    const float a = v[0] * inv, b = v[1] * inv;
+    if (p < quarter) {
+      v[0] = a * cos_t[p] - b * sin_t[p];
+      v[1] = a * sin_t[p] + b * cos_t[p];
+    } else if (spatial) {
+      const int f = p - quarter;
+      v[0] = a * cos_g[f] - b * sin_g[f];
+      v[1] = a * sin_g[f] + b * cos_g[f];
+    } else {
+      v[0] = a;
+      v[1] = b;
+    }
+    store_f32<T, 2>(dst + 2 * p, v);
+  }
+}
+
+template <typename T>
+__global__ void qk_norm_rope_kernel(const T* qkv, const int32_t* pos_t, const float* pos_hw, const float* golden,
+                                    InvFreq inv_freq, Args a, T* q, T* k, T* v) {
+  extern __shared__ float tables[];
+  const int s = blockIdx.x;
+  const int H = a.H, K = a.K, hd = a.hd, quarter = hd / 4, group = H / K;
+  float* cos_t = tables;
+  float* sin_t = cos_t + quarter;
+  float* cos_g = sin_t + quarter;    // [H, quarter]
+  float* sin_g = cos_g + H * quarter;
+
+  const float ph = pos_hw[2 * s], pw = pos_hw[2 * s + 1];
+  const bool spatial = ph != 0.f || pw != 0.f;
+  const float pt = float(pos_t[s]);
+  // Angles rounded to f32 as torch computes them (no fused multiply-add), then cos/sin in
+  // double as the CPU reference does: large positions make the f32 angle itself the error.
+  for (int i = threadIdx.x; i < quarter; i += blockDim.x) {
+    double sn, cs;
+    sincos(double(__fmul_rn(pt, inv_freq.f[i])), &sn, &cs);
+    cos_t[i] = float(cs);
+    sin_t[i] = float(sn);
+  }
+  if (spatial) {
+    for (int i = threadIdx.x; i < H * quarter; i += blockDim.x) {
+      const float angle = __fadd_rn(__fmul_rn(ph, golden[2 * i]), __fmul_rn(pw, golden[2 * i + 1]));
+      double sn, cs;
+      sincos(double(angle), &sn, &cs);
+      cos_g[i] = float(cs);
+      sin_g[i] = float(sn);
+    }
+  }
+  __syncthreads();
+
+  const T* in = qkv + int64_t(s) * (H + 2 * K) * hd;
+  const int tasks = 2 * H + K;
+  for (int t = threadIdx.x / 32; t < tasks; t += kWarps) {
+    if (t < H) {
+      norm_rotate_head(in + t * hd, q + (int64_t(s) * H + t) * hd, hd, a.eps, cos_t, sin_t, cos_g + t * quarter,
+                       sin_g + t * quarter, spatial);
+    } else if (t < 2 * H) {
+      const int h = t - H;  // expanded k head: normalise kv head h / group, rotate with head h's golden angles
+      norm_rotate_head(in + (H + h / group) * hd, k + (int64_t(s) * H + h) * hd, hd, a.eps, cos_t, sin_t,
+                       cos_g + h * quarter, sin_g + h * quarter, spatial);
+    } else {
+      const int kh = t - 2 * H;
+      const T* src = in + (H + K + kh) * hd;
+      T* dst = v + (int64_t(s) * K + kh) * hd;
+      for (int c = threadIdx.x % 32; c < hd; c += 32) dst[c] = src[c];
+    }
+  }
+}
+
+}  // namespace
+
+void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden, float theta,
+                  float eps, Tensor& q, Tensor& k, Tensor& v) {
+  const int64_t S = q.dim(0), H = q.dim(1), hd = q.dim(2), K = v.dim(1);
+  if (S == 0) return;
+  if (hd / 4 > kMaxQuarter) throw Unsupported("qk_norm_rope (cuda): head_dim above 256");
+  InvFreq inv{};
+  for (int i = 0; i < hd / 4; ++i) inv.f[i] = rope_inv_freq(theta, int(hd / 2), i);
+  const Args args{int(H), int(K), int(hd), eps};
+  const size_t smem = size_t(2 * (hd / 4) * (1 + H)) * sizeof(float);
+  dispatch_float(qkv.dtype(), "qk_norm_rope", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    qk_norm_rope_kernel<T><<<unsigned(S), kWarps * 32, smem, stream()>>>(
+        qkv.data<T>(), pos_t.data<int32_t>(), pos_hw.data<float>(), golden.data<float>(), inv, args, q.data<T>(),
+        k.data<T>(), v.data<T>());
+    FALCON_CUDA_CHECK_LAUNCH("qk_norm_rope_kernel");
+  });
+}
+
+}  // namespace falcon::ops::cuda

@@ -1,0 +1,107 @@
+#include "ops/conv2d.h"
+
+#include <gtest/gtest.h>
+
+#include "test_support.h"
+
+namespace falcon {
+namespace {
+
+class Conv2dTest : public ::testing::TestWithParam<Device> {};
+
+// Scalar reference straight from the definition, in double.
+Tensor reference(const Tensor& x, const Tensor& w, const Tensor* bias, int p, ops::PadMode mode) {
+  const int64_t ci = x.dim(0), h = x.dim(1), wd = x.dim(2), co = w.dim(0), k = w.dim(2);
+  const int64_t ho = h + 2 * p - k + 1, wo = wd + 2 * p - k + 1;
+  Tensor out = Tensor::empty({co, ho, wo}, DType::F32);
+  auto pixel = [&](int64_t i, int64_t y, int64_t xx) -> double {
+    if (mode == ops::PadMode::Reflect) {
+      y = y < 0 ? -y : (y >= h ? 2 * (h - 1) - y : y);
+      xx = xx < 0 ? -xx : (xx >= wd ? 2 * (wd - 1) - xx : xx);
+    }
+    if (y < 0 || y >= h || xx < 0 || xx >= wd) return 0.0;
+    return x.data<float>()[(i * h + y) * wd + xx];
+  };
+  for (int64_t o = 0; o < co; ++o) {
+    for (int64_t y = 0; y < ho; ++y) {
+      for (int64_t xx = 0; xx < wo; ++xx) {
+        double s = bias ? bias->data<float>()[o] : 0.0;
+        for (int64_t i = 0; i < ci; ++i) {
+          for (int64_t dy = 0; dy < k; ++dy) {
+            for (int64_t dx = 0; dx < k; ++dx) {
+              s += double(w.data<float>()[((o * ci + i) * k + dy) * k + dx]) * pixel(i, y + dy - p, xx + dx - p);
+            }
+          }
+        }
+        out.data<float>()[(o * ho + y) * wo + xx] = float(s);
+      }
+    }
+  }
+  return out;
+}
+
+struct Case {
+  int64_t ci, co, h, w, k;
+  int pad;
+  ops::PadMode mode;
+  bool bias;
+};
+
+TEST_P(Conv2dTest, MatchesScalarReference) {
+  const Device dev = GetParam();
+  const Case cases[] = {
+      {3, 16, 9, 11, 1, 0, ops::PadMode::Zeros, false},   // image encoder stem
+      {20, 13, 7, 40, 1, 0, ops::PadMode::Zeros, true},   // ragged rows, columns past one tile
+      {24, 17, 10, 9, 3, 1, ops::PadMode::Zeros, true},   // conv_segm shape class
+      {16, 8, 6, 7, 3, 1, ops::PadMode::Reflect, false},  // aggregation
+      {5, 7, 8, 8, 5, 2, ops::PadMode::Zeros, true},
+      {4, 6, 9, 8, 3, 0, ops::PadMode::Zeros, false},     // valid convolution, smaller output
+      {300, 9, 5, 6, 3, 1, ops::PadMode::Zeros, true},    // K = 2700 spans several panels
+  };
+  uint64_t seed = 10;
+  for (const Case& c : cases) {
+    Tensor x = test::random_tensor({c.ci, c.h, c.w}, ++seed);
+    Tensor w = test::random_tensor({c.co, c.ci, c.k, c.k}, ++seed);
+    Tensor b = test::random_tensor({c.co}, ++seed);
+    Tensor want = reference(x, w, c.bias ? &b : nullptr, c.pad, c.mode);
+    Tensor xd = x.to(dev), wdev = w.to(dev), bd = b.to(dev);
+    Tensor out = Tensor::empty(want.shape(), DType::F32, dev);
+    ops::conv2d(xd, wdev, c.bias ? &bd : nullptr, c.pad, c.mode, out);
+    EXPECT_LT(test::rel_l2(test::to_cpu_f32(out), want), 1e-6) << "ci=" << c.ci << " k=" << c.k;
+
+    // accumulate adds onto what is there
+    Tensor base = test::random_tensor(want.shape(), ++seed);
+    Tensor acc = base.to(dev);
+    ops::conv2d(xd, wdev, c.bias ? &bd : nullptr, c.pad, c.mode, acc, /*accumulate=*/true);
+    Tensor want_acc = want.clone();
+    for (int64_t i = 0; i < want.numel(); ++i) want_acc.data<float>()[i] += base.data<float>()[i];
+    EXPECT_LT(test::rel_l2(test::to_cpu_f32(acc), want_acc), 1e-6) << "accumulate ci=" << c.ci << " k=" << c.k;
+  }
+}
+
+TEST_P(Conv2dTest, OneByOneRunsInPlace) {
+  const Device dev = GetParam();
+  Tensor x = test::random_tensor({24, 13, 17}, 3);
+  Tensor w = test::random_tensor({24, 24, 1, 1}, 4);
+  Tensor want = reference(x, w, nullptr, 0, ops::PadMode::Zeros);
+  Tensor xd = x.to(dev);
+  ops::conv2d(xd, w.to(dev), nullptr, 0, ops::PadMode::Zeros, xd);
+  EXPECT_LT(test::rel_l2(test::to_cpu_f32(xd), want), 1e-6);
+}
+
+TEST_P(Conv2dTest, RejectsBadArguments) {
+  const Device dev = GetParam();
+  Tensor x = Tensor::zeros({4, 5, 5}, DType::F32, dev);
+  Tensor w = Tensor::zeros({2, 3, 3, 3}, DType::F32, dev);
+  Tensor out = Tensor::zeros({2, 5, 5}, DType::F32, dev);
+  EXPECT_THROW(ops::conv2d(x, w, nullptr, 1, ops::PadMode::Zeros, out), InvalidArgument);  // Ci mismatch
+  Tensor w4 = Tensor::zeros({2, 4, 3, 3}, DType::F32, dev);
+  Tensor bad_out = Tensor::zeros({2, 4, 4}, DType::F32, dev);
+  EXPECT_THROW(ops::conv2d(x, w4, nullptr, 1, ops::PadMode::Zeros, bad_out), InvalidArgument);
+  EXPECT_THROW(ops::conv2d(x, w4, nullptr, 5, ops::PadMode::Reflect, out), InvalidArgument);
+}
+
+FALCON_INSTANTIATE_DEVICE_TESTS(Conv2dTest);
+
+}  // namespace
+}  // namespace falcon
