@@ -8,6 +8,7 @@
 #include "engine/engine_impl.h"
 #include "engine/sampling.h"
 #include "io/image.h"
+#include "io/preprocess.h"
 #include "model/prompt.h"
 #include "ops/convert.h"
 
@@ -96,6 +97,7 @@ EngineImpl::EngineImpl(const EngineOptions& options) : options_(options) {
   config_ = load_model_config(dir);
   tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_file(dir + "/tokenizer.json"));
   special_ = load_special_tokens(dir, *tokenizer_);
+  image_token_ = tokenizer_->id_to_token(special_.image);
   stop_tokens_ = {special_.eos};
   if (special_.end_of_query) stop_tokens_.push_back(*special_.end_of_query);
 
@@ -167,7 +169,7 @@ void EngineImpl::validate(const Request& r) const {
   for (int32_t t : r.sampling.forced_tokens) {
     if (t < 0 || t >= config_.vocab_size) throw InvalidArgument("forced token id " + std::to_string(t) + " outside the vocabulary");
   }
-  if (r.task != Task::OcrPlain) prompt_for_task(r.task, r.query, special_);  // checks the query
+  if (r.task != Task::OcrPlain) prompt_for_task(r.task, r.query, image_token_);  // checks the query
 }
 
 Engine::RequestId EngineImpl::submit(Request request, DoneCallback done) {
@@ -209,15 +211,15 @@ void EngineImpl::start(Sequence& s) {
   const io::DecodedImage decoded = io::decode_image(r.image_bytes, limits);
   const int min_size = r.min_image_size ? r.min_image_size : (ocr ? 64 : 256);
   const int max_size = r.max_image_size ? r.max_image_size : 1024;
-  PreprocessedImage pre = preprocess_image(decoded, min_size, max_size);
+  io::PreprocessedImage pre = io::preprocess_image(decoded, min_size, max_size);
   s.pixels = pre.pixels;
-  s.image_width = pre.orig_w;
-  s.image_height = pre.orig_h;
-  s.result.image_width = pre.orig_w;
-  s.result.image_height = pre.orig_h;
+  s.image_width = pre.orig_width;
+  s.image_height = pre.orig_height;
+  s.result.image_width = pre.orig_width;
+  s.result.image_height = pre.orig_height;
 
   // Prompt.
-  const std::string text = prompt_for_task(r.task, r.query, special_);
+  const std::string text = prompt_for_task(r.task, r.query, image_token_);
   s.prompt = build_prompt(*tokenizer_, special_, text, s.pixels);
   const int64_t S = s.prompt.ids.dim(0);
   if (S >= config_.max_seq_len) {
@@ -253,11 +255,11 @@ void EngineImpl::start(Sequence& s) {
   }
 }
 
-std::optional<DecodeRow> EngineImpl::choose_next(Sequence& s) {
+bool EngineImpl::choose_next(Sequence& s, DecodeRow& row) {
   const int64_t V = config_.vocab_size;
   const SamplingOptions& so = s.request.sampling;
   const size_t step = s.tokens.size();
-  if (int(step) >= s.max_new_tokens) return std::nullopt;
+  if (int(step) >= s.max_new_tokens) return false;
 
   int32_t token;
   if (!so.forced_tokens.empty()) {
@@ -297,10 +299,10 @@ std::optional<DecodeRow> EngineImpl::choose_next(Sequence& s) {
 
   const bool stop = !so.ignore_stop && std::find(stop_tokens_.begin(), stop_tokens_.end(), token) != stop_tokens_.end();
   const bool last = stop || int(s.tokens.size()) >= s.max_new_tokens;
-  if (last && !s.dumping) return std::nullopt;
+  if (last && !s.dumping) return false;
   s.finish_after_feed = last;
 
-  DecodeRow row;
+  row = DecodeRow{};
   row.token = token;
   row.pos_t = ++s.last_pos_t;
   if (token == special_.coord && config_.perception_heads) row.coord_xy = xy;
@@ -308,7 +310,7 @@ std::optional<DecodeRow> EngineImpl::choose_next(Sequence& s) {
   row.cache = &s.cache;
   row.image_begin = s.prompt.image_begin;
   row.image_end = s.prompt.image_end;
-  return row;
+  return true;
 }
 
 void EngineImpl::record_step(Sequence& s, const Tensor& hidden_row, const Tensor& logits_row) {
@@ -378,16 +380,17 @@ bool EngineImpl::step() {
   const auto t_decode = Clock::now();
   for (auto it = active_.begin(); it != active_.end();) {
     Sequence& s = **it;
-    std::optional<DecodeRow> row;
+    DecodeRow row;
+    bool continues = false;
     std::exception_ptr error;
     try {
-      row = choose_next(s);
-      if (!row) finish(s);
+      continues = choose_next(s, row);
+      if (!continues) finish(s);
     } catch (...) {
       error = std::current_exception();
     }
-    if (row) {
-      rows.push_back(*row);
+    if (continues) {
+      rows.push_back(row);
       batch.push_back(&s);
       ++it;
       continue;

@@ -31,7 +31,8 @@ class EngineImpl final : public Engine {
  private:
   void validate(const Request& r) const;
   void start(Sequence& s);                // preprocess, prompt, prefill, segmentation features
-  std::optional<DecodeRow> choose_next(Sequence& s);  // empty: finished
+  // Picks the sequence's next token and fills `row` to feed it; false when it has finished.
+  bool choose_next(Sequence& s, DecodeRow& row);
   void record_step(Sequence& s, const Tensor& hidden_row, const Tensor& logits_row);
   void finish(Sequence& s);
   void write_dump(Sequence& s);
@@ -44,6 +45,7 @@ class EngineImpl final : public Engine {
   std::unique_ptr<SafetensorsFile> weights_file_;
   std::unique_ptr<Tokenizer> tokenizer_;
   SpecialTokens special_;
+  std::string image_token_;  // the prompt's image placeholder, e.g. "<|image|>"
   std::vector<int32_t> stop_tokens_;
   std::unique_ptr<FalconPerceptionModel> model_;
   Device device_ = Device::CPU;

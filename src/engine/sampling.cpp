@@ -15,7 +15,7 @@ int32_t sample_token(const float* logits, int64_t vocab, float temperature, int 
     }
     return int32_t(best);
   }
-  std::vector<int32_t> idx(size_t(vocab));
+  std::vector<int32_t> idx(static_cast<size_t>(vocab));
   std::iota(idx.begin(), idx.end(), 0);
   int64_t keep = vocab;
   if (top_k > 0 && top_k < vocab) {

@@ -14,7 +14,7 @@ namespace {
 // Source index of each output position; -1 where it falls outside [0, in_size).
 std::vector<int> nearest_sources(int in_size, int out_size) {
   const double scale = double(float(in_size)) / out_size;  // box passed as floats
-  std::vector<int> sources(size_t(out_size));
+  std::vector<int> sources(static_cast<size_t>(out_size));
   double pos = scale * 0.5;
   for (int i = 0; i < out_size; ++i) {
     const int src = pos < 0.0 ? -1 : int(pos);

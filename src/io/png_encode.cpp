@@ -82,7 +82,7 @@ std::string encode_png(const uint8_t* pixels, int width, int height, int channel
   s.height = height;
   s.color_type = kColorTypes[channels - 1];
   const size_t row_bytes = size_t(width) * size_t(channels);
-  std::vector<png_bytep> rows(size_t(height));
+  std::vector<png_bytep> rows(static_cast<size_t>(height));
   for (int y = 0; y < height; ++y) rows[size_t(y)] = const_cast<png_bytep>(pixels + size_t(y) * row_bytes);
   s.rows = rows.data();
   if (!run_png_write_step(&s, write_step)) {

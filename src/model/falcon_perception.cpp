@@ -117,7 +117,7 @@ void FalconPerceptionModel::decode(const std::vector<DecodeRow>& rows, Tensor& h
   }
   Tensor x = act({B, D});
   ops::embedding(weights_.tok_embeddings, ids.to(device_), x);
-  std::vector<Tensor> pos_t(size_t(B));
+  std::vector<Tensor> pos_t(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
     const DecodeRow& r = rows[size_t(b)];
     Tensor xb = x.rows(b, b + 1);

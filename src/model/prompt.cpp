@@ -3,21 +3,21 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "io/image.h"
+#include "io/preprocess.h"
 #include "text/utf8.h"
 
 namespace falcon {
 
-std::string prompt_for_task(Task task, std::string_view query, const SpecialTokens& special) {
-  require_valid_utf8(query, "query");
+std::string prompt_for_task(Task task, std::string_view query, const std::string& image_token) {
+  text::require_valid_utf8(query, "query");
   if (task == Task::OcrPlain) {
-    return special.image_text + "Extract the text content from this image.\n<|OCR_PLAIN|>";
+    return image_token + "Extract the text content from this image.\n<|OCR_PLAIN|>";
   }
-  if (query.find(special.image_text) != std::string_view::npos) {
-    throw InvalidArgument("query must not contain the image placeholder " + special.image_text);
+  if (query.find(image_token) != std::string_view::npos) {
+    throw InvalidArgument("query must not contain the image placeholder " + image_token);
   }
   if (query.empty()) throw InvalidArgument("query is empty: say what to find in the image");
-  return special.image_text + "Segment these expressions in the image:<|start_of_query|>" + std::string(query) +
+  return image_token + "Segment these expressions in the image:<|start_of_query|>" + std::string(query) +
          "<|REF_SEG|>";
 }
 
@@ -71,8 +71,9 @@ void compute_positions(const std::vector<int32_t>& ids, const SpecialTokens& spe
 
 PromptTensors build_prompt(const Tokenizer& tokenizer, const SpecialTokens& special, const std::string& prompt,
                            const Tensor& pixels) {
-  const size_t at = prompt.find(special.image_text);
-  if (at == std::string::npos || prompt.find(special.image_text, at + 1) != std::string::npos) {
+  const std::string image_token = tokenizer.id_to_token(special.image);
+  const size_t at = prompt.find(image_token);
+  if (at == std::string::npos || prompt.find(image_token, at + 1) != std::string::npos) {
     throw InvalidArgument("prompt must contain the image placeholder exactly once");
   }
   if (pixels.rank() != 3 || pixels.dim(0) % 16 != 0 || pixels.dim(1) % 16 != 0 || pixels.dim(2) != 3) {
@@ -89,13 +90,13 @@ PromptTensors build_prompt(const Tokenizer& tokenizer, const SpecialTokens& spec
   ids.insert(ids.end(), size_t(gh) * size_t(gw), special.image);
   p.image_end = int64_t(ids.size());
   ids.push_back(special.end_of_image);
-  const std::vector<int32_t> tail = tokenizer.encode(prompt.substr(at + special.image_text.size()), true);
+  const std::vector<int32_t> tail = tokenizer.encode(prompt.substr(at + image_token.size()), true);
   ids.insert(ids.end(), tail.begin(), tail.end());
 
   p.ids = Tensor::empty({int64_t(ids.size())}, DType::I32);
   std::copy(ids.begin(), ids.end(), p.ids.data<int32_t>());
   compute_positions(ids, special, gh, gw, p.pos_t, p.pos_hw);
-  p.patches = image_patches(pixels);
+  p.patches = io::image_patches(pixels);
   return p;
 }
 

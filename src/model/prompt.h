@@ -14,9 +14,9 @@
 
 namespace falcon {
 
-// The prompt template of a task, with the query inserted (queries are checked: valid UTF-8,
-// no image placeholder).
-std::string prompt_for_task(Task task, std::string_view query, const SpecialTokens& special);
+// The prompt template of a task with the query inserted; `image_token` is the placeholder's
+// string ("<|image|>"). Queries are checked: valid UTF-8, not empty, no image placeholder.
+std::string prompt_for_task(Task task, std::string_view query, const std::string& image_token);
 
 // pos_t and pos_hw of a token sequence (MODEL.md "Positions"): pos_t counts the tokens that
 // are not img / reg / end_of_image, minus one; img tokens get (h, w) on the grid gh x gw.

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/dtype.h"
+#include "core/tensor.h"
 #include "model/config.h"
 
 namespace falcon {

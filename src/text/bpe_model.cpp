@@ -144,7 +144,7 @@ const BpeModel::MergeResult* BpeModel::find_merge(int32_t left, int32_t right) c
 void BpeModel::split_into_symbols(std::string_view piece, std::vector<Symbol>& symbols) const {
   const bool decorated = !options_.continuing_subword_prefix.empty() || !options_.end_of_word_suffix.empty();
   std::string key;
-  std::optional<Symbol> pending_unk;  // unknown characters, possibly fused into one
+  uint32_t pending_unk_len = 0;  // bytes of unknown characters waiting as one unk (0: none)
   const auto add = [&](int32_t id, uint32_t len) {
     symbols.push_back({id, int32_t(symbols.size()) - 1, int32_t(symbols.size()) + 1, len});
   };
@@ -162,7 +162,7 @@ void BpeModel::split_into_symbols(std::string_view piece, std::vector<Symbol>& s
       ch = key;
     }
     if (const auto it = vocab_.find(ch); it != vocab_.end()) {
-      if (pending_unk) add(pending_unk->id, pending_unk->byte_len), pending_unk.reset();
+      if (pending_unk_len > 0) add(*unk_id_, pending_unk_len), pending_unk_len = 0;
       add(it->second, len);
       continue;
     }
@@ -173,16 +173,12 @@ void BpeModel::split_into_symbols(std::string_view piece, std::vector<Symbol>& s
     }
     if (options_.unk_token) {
       if (!unk_id_) throw InvalidArgument("BPE: unk_token '" + *options_.unk_token + "' is not in the vocabulary");
-      if (pending_unk && options_.fuse_unk) {
-        pending_unk->byte_len += len;
-      } else {
-        if (pending_unk) add(pending_unk->id, pending_unk->byte_len);
-        pending_unk = Symbol{*unk_id_, 0, 0, len};
-      }
+      if (pending_unk_len > 0 && !options_.fuse_unk) add(*unk_id_, pending_unk_len), pending_unk_len = 0;
+      pending_unk_len += len;
     }
     // Without unk_token or byte fallback the reference drops the character; so do we.
   }
-  if (pending_unk) add(pending_unk->id, pending_unk->byte_len);
+  if (pending_unk_len > 0) add(*unk_id_, pending_unk_len);
   if (!symbols.empty()) symbols.back().next = -1;
 }
 

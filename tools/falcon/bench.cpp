@@ -51,7 +51,7 @@ std::string random_png(int w, int h, uint64_t seed) {
   std::vector<uint8_t> px(size_t(w) * size_t(h) * 3);
   std::mt19937_64 rng(seed);
   for (auto& p : px) p = uint8_t(rng());
-  return encode_png(px.data(), w, h, 3);
+  return io::encode_png(px.data(), w, h, 3);
 }
 
 }  // namespace

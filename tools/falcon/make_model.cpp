@@ -4,6 +4,7 @@
 
 #include "args.h"
 #include "commands.h"
+#include "falcon/error.h"
 #include "model/random_model.h"
 
 namespace falcon::cli {

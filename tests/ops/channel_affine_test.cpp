@@ -1,0 +1,28 @@
+#include "ops/channel_affine.h"
+
+#include <gtest/gtest.h>
+
+#include "test_support.h"
+
+namespace falcon {
+namespace {
+
+class ChannelAffineTest : public ::testing::TestWithParam<Device> {};
+
+TEST_P(ChannelAffineTest, ScalesAndShiftsEachChannel) {
+  const Device dev = GetParam();
+  Tensor x = test::random_tensor({3, 4, 5}, 1);
+  Tensor a = test::random_tensor({3}, 2), b = test::random_tensor({3}, 3);
+  Tensor xd = x.to(dev);
+  ops::channel_affine(xd, a.to(dev), b.to(dev), xd);
+  Tensor got = test::to_cpu_f32(xd);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const int64_t c = i / 20;
+    EXPECT_FLOAT_EQ(got.data<float>()[i], x.data<float>()[i] * a.data<float>()[c] + b.data<float>()[c]);
+  }
+}
+
+FALCON_INSTANTIATE_DEVICE_TESTS(ChannelAffineTest);
+
+}  // namespace
+}  // namespace falcon
