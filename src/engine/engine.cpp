@@ -102,8 +102,11 @@ EngineImpl::EngineImpl(const EngineOptions& options) : options_(options) {
   if (special_.end_of_query) stop_tokens_.push_back(*special_.end_of_query);
 
   weights_file_ = std::make_unique<SafetensorsFile>(SafetensorsFile::open(dir + "/model.safetensors"));
-  const DType act = default_activation(device_);
   DType linear_dtype = options.weight_dtype.empty() ? DType::F32 : dtype_from_name(options.weight_dtype);
+  // f32 weights on the GPU mean the parity mode: f32 activations too.
+  const DType act = device_ == Device::CUDA && linear_dtype == DType::F32 && !options.weight_dtype.empty()
+                        ? DType::F32
+                        : default_activation(device_);
   if (options.weight_dtype.empty()) {
     // As stored on the CPU (f32 exports stay f32, bf16 stays bf16); bf16 on the GPU.
     linear_dtype = device_ == Device::CPU ? weights_file_->info("tok_embeddings.weight").dtype : DType::BF16;

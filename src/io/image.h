@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,15 @@ struct DecodedImage {
   const uint8_t* row(int y) const { return pixels.data() + size_t(y) * row_bytes(); }
   uint8_t* row(int y) { return pixels.data() + size_t(y) * row_bytes(); }
 };
+
+// "I;16" samples live in DecodedImage::pixels as host-endian uint16_t; these access them
+// without aliasing the byte buffer.
+inline uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store_u16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, sizeof v); }
 
 // What decode_image accepts; checked from the header before any pixel memory is allocated.
 struct DecodeLimits {

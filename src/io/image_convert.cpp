@@ -60,8 +60,10 @@ DecodedImage convert_to_rgb(const DecodedImage& image) {
       break;
     }
     case ImageMode::I16: {
-      const auto* in16 = reinterpret_cast<const uint16_t*>(in);
-      for (size_t i = 0; i < n; ++i) o[3 * i] = o[3 * i + 1] = o[3 * i + 2] = uint8_t(in16[i] < 256 ? in16[i] : 255);
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t v = load_u16(in + 2 * i);
+        o[3 * i] = o[3 * i + 1] = o[3 * i + 2] = uint8_t(v < 256 ? v : 255);
+      }
       break;
     }
     case ImageMode::CMYK:

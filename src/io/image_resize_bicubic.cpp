@@ -81,7 +81,7 @@ inline uint8_t clip8_fixed(int32_t v) {
 
 // Pillow 12.2 stores a 16-bit result as bytes CLIP8(v % 256), CLIP8(v >> 8): negatives give 0,
 // values past 65535 keep their low byte under a 0xFF high byte.
-inline uint16_t store16(int v) {
+inline uint16_t clip16_bytewise(int v) {
   if (v <= 0) return 0;
   if (v <= 65535) return uint16_t(v);
   return uint16_t(0xFF00 | (v & 0xFF));
@@ -89,21 +89,48 @@ inline uint16_t store16(int v) {
 
 inline int round_half_away(double v) { return int(v >= 0.0 ? v + 0.5F : v - 0.5F); }
 
+// Rows per parallel chunk: enough multiply-adds (~0.1 ms) that a small image runs inline
+// instead of paying for waking threads.
+int64_t rows_per_chunk(size_t work_per_row) {
+  constexpr size_t kMinWorkPerChunk = size_t(1) << 18;
+  return int64_t(std::max<size_t>(1, kMinWorkPerChunk / std::max<size_t>(work_per_row, 1)));
+}
+
+// The horizontal pass works on blocks of kBlockRows rows laid out column by column, so each
+// output column accumulates kBlockRows * C contiguous samples with one weight per input
+// column: the same vectorisable loop as the vertical pass (3x faster than per-pixel sums).
+constexpr int kBlockRows = 16;
+
 template <int C>
 void horizontal_8bit(const uint8_t* in, int in_w, uint8_t* out, int out_w, int rows, const Kernel& k) {
-  parallel_for(rows, 8, [&](int64_t r0, int64_t r1) {
-    for (int64_t y = r0; y < r1; ++y) {
-      const uint8_t* src = in + size_t(y) * size_t(in_w) * C;
-      uint8_t* dst = out + size_t(y) * size_t(out_w) * C;
+  constexpr size_t kLanes = size_t(kBlockRows) * C;
+  const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+  const size_t block_work = size_t(out_w) * size_t(k.ksize) * kLanes;
+  parallel_for(blocks, rows_per_chunk(block_work), [&](int64_t b0, int64_t b1) {
+    std::vector<uint8_t> columns(size_t(in_w) * kLanes, 0);  // [x][row in block][channel]
+    alignas(64) int32_t acc[kLanes];
+    for (int64_t b = b0; b < b1; ++b) {
+      const int first_row = int(b) * kBlockRows;
+      const int n = std::min(kBlockRows, rows - first_row);
+      for (int r = 0; r < n; ++r) {
+        const uint8_t* src = in + size_t(first_row + r) * size_t(in_w) * C;
+        uint8_t* col = columns.data() + size_t(r) * C;
+        for (int x = 0; x < in_w; ++x) {
+          for (int c = 0; c < C; ++c) col[size_t(x) * kLanes + size_t(c)] = src[size_t(x) * C + size_t(c)];
+        }
+      }
       for (int xx = 0; xx < out_w; ++xx) {
         const int32_t* w = &k.fixed[size_t(xx) * size_t(k.ksize)];
-        const uint8_t* s = src + size_t(k.first[size_t(xx)]) * C;
-        int32_t acc[C];
-        for (int c = 0; c < C; ++c) acc[c] = 1 << (kPrecisionBits - 1);
-        for (int x = 0; x < k.count[size_t(xx)]; ++x) {
-          for (int c = 0; c < C; ++c) acc[c] += s[x * C + c] * w[x];
+        const uint8_t* col = columns.data() + size_t(k.first[size_t(xx)]) * kLanes;
+        for (size_t i = 0; i < kLanes; ++i) acc[i] = 1 << (kPrecisionBits - 1);
+        for (int x = 0; x < k.count[size_t(xx)]; ++x, col += kLanes) {
+          const int32_t wx = w[x];
+          for (size_t i = 0; i < kLanes; ++i) acc[i] += col[i] * wx;
         }
-        for (int c = 0; c < C; ++c) dst[xx * C + c] = clip8_fixed(acc[c]);
+        for (int r = 0; r < n; ++r) {
+          uint8_t* dst = out + size_t(first_row + r) * size_t(out_w) * C + size_t(xx) * C;
+          for (int c = 0; c < C; ++c) dst[c] = clip8_fixed(acc[size_t(r) * C + size_t(c)]);
+        }
       }
     }
   });
@@ -113,7 +140,7 @@ void horizontal_8bit(const uint8_t* in, int in_w, uint8_t* out, int out_w, int r
 // so each row is accumulated whole (vectorisable).
 void vertical_8bit(const uint8_t* in, size_t row_len, uint8_t* out, int out_h, int row_offset,
                    const Kernel& k) {
-  parallel_for(out_h, 4, [&](int64_t y0, int64_t y1) {
+  parallel_for(out_h, rows_per_chunk(row_len * size_t(k.ksize)), [&](int64_t y0, int64_t y1) {
     std::vector<int32_t> acc(row_len);
     for (int64_t yy = y0; yy < y1; ++yy) {
       std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
@@ -130,32 +157,34 @@ void vertical_8bit(const uint8_t* in, size_t row_len, uint8_t* out, int out_h, i
   });
 }
 
-void horizontal_16bit(const uint16_t* in, int in_w, uint16_t* out, int out_w, int rows, const Kernel& k) {
-  parallel_for(rows, 8, [&](int64_t r0, int64_t r1) {
+void horizontal_16bit(const uint8_t* in, int in_w, uint8_t* out, int out_w, int rows, const Kernel& k) {
+  parallel_for(rows, rows_per_chunk(size_t(out_w) * size_t(k.ksize)), [&](int64_t r0, int64_t r1) {
     for (int64_t y = r0; y < r1; ++y) {
-      const uint16_t* src = in + size_t(y) * size_t(in_w);
-      uint16_t* dst = out + size_t(y) * size_t(out_w);
+      const uint8_t* src = in + size_t(y) * size_t(in_w) * 2;
+      uint8_t* dst = out + size_t(y) * size_t(out_w) * 2;
       for (int xx = 0; xx < out_w; ++xx) {
         const double* w = &k.weights[size_t(xx) * size_t(k.ksize)];
-        const uint16_t* s = src + k.first[size_t(xx)];
+        const uint8_t* s = src + size_t(k.first[size_t(xx)]) * 2;
         double acc = 0.0;
-        for (int x = 0; x < k.count[size_t(xx)]; ++x) acc += s[x] * w[x];
-        dst[xx] = store16(round_half_away(acc));
+        for (int x = 0; x < k.count[size_t(xx)]; ++x) acc += load_u16(s + 2 * x) * w[x];
+        store_u16(dst + size_t(xx) * 2, clip16_bytewise(round_half_away(acc)));
       }
     }
   });
 }
 
-void vertical_16bit(const uint16_t* in, int width, uint16_t* out, int out_h, int row_offset, const Kernel& k) {
-  parallel_for(out_h, 4, [&](int64_t y0, int64_t y1) {
+void vertical_16bit(const uint8_t* in, int width, uint8_t* out, int out_h, int row_offset, const Kernel& k) {
+  parallel_for(out_h, rows_per_chunk(size_t(width) * size_t(k.ksize)), [&](int64_t y0, int64_t y1) {
     for (int64_t yy = y0; yy < y1; ++yy) {
       const double* w = &k.weights[size_t(yy) * size_t(k.ksize)];
       const int first = k.first[size_t(yy)] - row_offset;
-      uint16_t* dst = out + size_t(yy) * size_t(width);
+      uint8_t* dst = out + size_t(yy) * size_t(width) * 2;
       for (int x = 0; x < width; ++x) {
         double acc = 0.0;
-        for (int y = 0; y < k.count[size_t(yy)]; ++y) acc += in[size_t(first + y) * size_t(width) + size_t(x)] * w[y];
-        dst[x] = store16(round_half_away(acc));
+        for (int y = 0; y < k.count[size_t(yy)]; ++y) {
+          acc += load_u16(in + (size_t(first + y) * size_t(width) + size_t(x)) * 2) * w[y];
+        }
+        store_u16(dst + size_t(x) * 2, clip16_bytewise(round_half_away(acc)));
       }
     }
   });
@@ -171,8 +200,7 @@ void horizontal_pass(const DecodedImage& src, int first_row, int rows, int out_w
   const uint8_t* in = src.row(first_row);
   switch (src.mode) {
     case ImageMode::I16:
-      horizontal_16bit(reinterpret_cast<const uint16_t*>(in), src.width,
-                       reinterpret_cast<uint16_t*>(dst.pixels.data()), out_w, rows, k);
+      horizontal_16bit(in, src.width, dst.pixels.data(), out_w, rows, k);
       return;
     case ImageMode::L: return horizontal_8bit<1>(in, src.width, dst.pixels.data(), out_w, rows, k);
     case ImageMode::LA: return horizontal_8bit<2>(in, src.width, dst.pixels.data(), out_w, rows, k);
@@ -192,8 +220,7 @@ void vertical_pass(const DecodedImage& src, int row_offset, int out_h, const Ker
   dst.height = out_h;
   dst.pixels.resize(dst.row_bytes() * size_t(out_h));
   if (src.mode == ImageMode::I16) {
-    vertical_16bit(reinterpret_cast<const uint16_t*>(src.pixels.data()), src.width,
-                   reinterpret_cast<uint16_t*>(dst.pixels.data()), out_h, row_offset, k);
+    vertical_16bit(src.pixels.data(), src.width, dst.pixels.data(), out_h, row_offset, k);
   } else {
     vertical_8bit(src.pixels.data(), src.row_bytes(), dst.pixels.data(), out_h, row_offset, k);
   }

@@ -128,8 +128,7 @@ void reduce_16_bit(const std::vector<uint8_t>& raw, int color_type, DecodedImage
   uint8_t* out = img.pixels.data();
   const uint8_t* in = raw.data();
   if (img.mode == ImageMode::I16) {
-    auto* out16 = reinterpret_cast<uint16_t*>(out);
-    for (size_t i = 0; i < pixels; ++i) out16[i] = uint16_t(in[2 * i] << 8 | in[2 * i + 1]);
+    for (size_t i = 0; i < pixels; ++i) store_u16(out + 2 * i, uint16_t(in[2 * i] << 8 | in[2 * i + 1]));
   } else if (color_type == PNG_COLOR_TYPE_GRAY_ALPHA) {  // Pillow's "LA;16B" into RGBA
     for (size_t i = 0; i < pixels; ++i, in += 4, out += 4) {
       out[0] = out[1] = out[2] = in[0];

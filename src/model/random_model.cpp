@@ -169,7 +169,10 @@ void write_random_model(const ModelConfig& config, DType dtype, const std::strin
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
     const fs::path src = fs::path(tokenizer_dir) / f;
     if (!fs::exists(src)) throw FileError(src.string() + ": missing (--tokenizer-from must hold the tokenizer files)");
-    fs::copy_file(src, fs::path(out_dir) / f, fs::copy_options::overwrite_existing);
+    const fs::path dst = fs::path(out_dir) / f;
+    fs::remove(dst);  // the source may be read-only, and a copy keeps its permissions
+    fs::copy_file(src, dst);
+    fs::permissions(dst, fs::perms::owner_write, fs::perm_options::add);
   }
   {
     std::ofstream cfg(fs::path(out_dir) / "config.json");

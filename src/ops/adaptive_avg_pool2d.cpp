@@ -10,8 +10,10 @@ void adaptive_avg_pool2d(const Tensor& x, Tensor& out) {
   check_rank("adaptive_avg_pool2d", "out", out, 3);
   check_dtype("adaptive_avg_pool2d", "x", x, DType::F32);
   check_dtype("adaptive_avg_pool2d", "out", out, DType::F32);
-  if (out.dim(0) != x.dim(0) || out.dim(1) < 1 || out.dim(2) < 1 || out.dim(1) > x.dim(1) || out.dim(2) > x.dim(2)) {
-    throw InvalidArgument("adaptive_avg_pool2d: cannot pool " + x.describe() + " to " + out.describe());
+  if (out.dim(0) != x.dim(0) || out.dim(1) < 1 || out.dim(2) < 1 || out.dim(1) > x.dim(1) ||
+      out.dim(2) > x.dim(2)) {
+    throw InvalidArgument("adaptive_avg_pool2d: cannot pool " + x.describe() + " to " +
+                          out.describe());
   }
   if (d == Device::CPU) {
     cpu::adaptive_avg_pool2d(x, out);

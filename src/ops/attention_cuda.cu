@@ -7,8 +7,9 @@
 
 #include "ops/attention.h"
 #include "ops/attention_flash.cuh"
+#include "ops/attention_wgmma.cuh"
 #include "ops/attention_split.cuh"
-#include "ops/attention_tuning.h"
+#include "ops/cuda_tuning.h"
 #include "ops/cuda_common.cuh"
 
 namespace falcon::ops::cuda {
@@ -17,18 +18,50 @@ namespace {
 
 AttentionTuning g_tuning;
 
-template <int HD, int NW>
+template <int HD, int NW, int MT, int BN>
 void launch_flash(const flash::Params& p) {
-  constexpr size_t smem = flash::smem_bytes<HD, NW>();
+  constexpr size_t smem = flash::smem_bytes<HD, NW, MT, BN>();
   static std::once_flag once;  // raising the dynamic shared-memory limit once per kernel
   std::call_once(once, [] {
-    FALCON_CUDA_CHECK(cudaFuncSetAttribute(flash::flash_prefill_kernel<HD, NW>,
+    FALCON_CUDA_CHECK(cudaFuncSetAttribute(flash::flash_prefill_kernel<HD, NW, MT, BN>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   });
-  constexpr int BM = 16 * NW;
+  constexpr int BM = 16 * MT * NW;
   const dim3 grid(unsigned((p.S + BM - 1) / BM), unsigned(p.H));
-  flash::flash_prefill_kernel<HD, NW><<<grid, NW * 32, smem, stream()>>>(p);
+  flash::flash_prefill_kernel<HD, NW, MT, BN><<<grid, NW * 32, smem, stream()>>>(p);
   FALCON_CUDA_CHECK_LAUNCH("flash_prefill_kernel");
+}
+
+template <int HD, int NWG>
+void launch_wgmma(const flash::Params& p) {
+  constexpr size_t smem = flash::wgmma_smem_bytes<HD, NWG>();
+  static std::once_flag once;
+  std::call_once(once, [] {
+    FALCON_CUDA_CHECK(cudaFuncSetAttribute(flash::flash_wgmma_kernel<HD, NWG>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  });
+  constexpr int BM = 64 * NWG;
+  const dim3 grid(unsigned((p.S + BM - 1) / BM), unsigned(p.H));
+  flash::flash_wgmma_kernel<HD, NWG><<<grid, NWG * 128, smem, stream()>>>(p);
+  FALCON_CUDA_CHECK_LAUNCH("flash_wgmma_kernel");
+}
+
+// The variants the tuning can pick (docs/cuda.md has their timings); anything else falls back
+// to the default.
+template <int HD>
+void launch_flash_variant(const flash::Params& p, const AttentionTuning& t) {
+  // wgmma exists on sm_90 only (this file is built for sm_90a; other targets get the mma path).
+  if (t.flash_wgmma && compute_capability() == 90) {
+    t.flash_warpgroups == 1 ? launch_wgmma<HD, 1>(p) : launch_wgmma<HD, 2>(p);
+    return;
+  }
+  if (t.flash_rows_per_warp == 16 && t.flash_block_n == 64) {
+    t.flash_warps == 8 ? launch_flash<HD, 8, 1, 64>(p) : launch_flash<HD, 4, 1, 64>(p);
+  } else if (t.flash_rows_per_warp == 32 && t.flash_block_n == 32) {
+    launch_flash<HD, 4, 2, 32>(p);
+  } else {
+    launch_flash<HD, 4, 2, 64>(p);
+  }
 }
 
 bool flash_eligible(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out) {
@@ -56,11 +89,10 @@ void run_flash(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
   p.image_end = mask.image_end;
   const int hd = int(q.dim(2));
   p.scale_log2 = float(1.4426950408889634 / std::sqrt(double(hd)));
-  const bool wide = g_tuning.flash_warps == 8;
   if (hd == 128) {
-    wide ? launch_flash<128, 8>(p) : launch_flash<128, 4>(p);
+    launch_flash_variant<128>(p, g_tuning);
   } else {
-    wide ? launch_flash<64, 8>(p) : launch_flash<64, 4>(p);
+    launch_flash_variant<64>(p, g_tuning);
   }
 }
 

@@ -1,8 +1,8 @@
 // Flash-attention prefill for BF16 on tensor cores (mma.sync m16n8k16, f32 accumulators), for
 // head_dim 64 and 128. Included by attention_cuda.cu only.
 //
-// A block owns BM = 16 * NW query rows of one head; each warp owns 16 of them. K and V tiles of
-// BN = 64 keys stream through shared memory, double-buffered with cp.async so the next tile
+// A block owns BM = 16 * MT * NW query rows of one head; each warp owns 16 * MT of them. K and V
+// tiles of BN keys stream through shared memory, double-buffered with cp.async so the next tile
 // loads while this one is multiplied. Per tile: S = Q K^T in registers, the hybrid mask (a
 // per-row prefix, see last_key), an online softmax in the log2 domain, P rounded to bf16 and
 // O += P V. Shared-memory rows are XOR-swizzled in 16-byte chunks so ldmatrix reads of 8 rows
@@ -19,8 +19,6 @@
 #include <cstdint>
 
 namespace falcon::ops::cuda::flash {
-
-constexpr int BN = 64;
 
 struct Params {
   const __nv_bfloat16* q;  // [S, H, HD]
@@ -106,12 +104,16 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat
   }
 }
 
-template <int HD, int NW>
+// HD: head_dim; NW: warps per block; MT: 16-row m-tiles per warp (1 keeps Q's fragments in
+// registers; 2 reloads them from shared memory but reuses every K/V fragment for 32 rows, halving
+// the ldmatrix traffic per FLOP, which bounds this kernel); BN: keys per tile.
+template <int HD, int NW, int MT, int BN>
 __global__ void __launch_bounds__(NW * 32, 1) flash_prefill_kernel(Params p) {
-  constexpr int BM = 16 * NW, THREADS = NW * 32, CH = HD / 8;
+  constexpr int BM = 16 * MT * NW, THREADS = NW * 32, CH = HD / 8;
   constexpr int KSTEPS = HD / 16;  // k-steps of Q K^T
   constexpr int NTILES = BN / 8;   // n-tiles of S
   constexpr int DTILES = HD / 8;   // n-tiles of O
+  constexpr bool kQInRegs = MT == 1;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(smem_raw);
   __nv_bfloat16* sK = sQ + BM * HD;       // [2][BN * HD]
@@ -140,15 +142,30 @@ __global__ void __launch_bounds__(NW * 32, 1) flash_prefill_kernel(Params p) {
   load_tile<HD, BN, THREADS>(sV, v_src, v_stride, p.T < BN ? p.T : BN);
   cp_async_commit();
 
-  const int rowA = q0 + warp * 16 + g;  // this thread's two rows (relative to the chunk)
-  const int64_t lastA = last_key(p, p.q_offset + rowA);
-  const int64_t lastB = last_key(p, p.q_offset + rowA + 8);
-
-  uint32_t qa[KSTEPS][4];
-  float o[DTILES][4];
+  // This thread's rows: g and g + 8 of each of the warp's m-tiles (relative to the chunk).
+  const int row0 = q0 + warp * 16 * MT + g;
+  int64_t last[MT][2];
 #pragma unroll
-  for (int i = 0; i < DTILES; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-  float mA = -INFINITY, mB = -INFINITY, lA = 0.f, lB = 0.f;
+  for (int mt = 0; mt < MT; ++mt) {
+    last[mt][0] = last_key(p, p.q_offset + row0 + 16 * mt);
+    last[mt][1] = last_key(p, p.q_offset + row0 + 16 * mt + 8);
+  }
+
+  uint32_t qa[kQInRegs ? KSTEPS : 1][4];
+  float o[MT][DTILES][4];
+  float m[MT][2], l[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+    for (int i = 0; i < DTILES; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.f;
+    m[mt][0] = m[mt][1] = -INFINITY;
+    l[mt][0] = l[mt][1] = 0.f;
+  }
+  // ldmatrix address of the A fragment of m-tile mt, k-step kk.
+  const auto q_frag_addr = [&](int mt, int kk) {
+    const int r = warp * 16 * MT + 16 * mt + (lane % 8) + 8 * ((lane / 8) % 2);
+    return smem_addr(sQ + swz<CH>(r, 2 * kk + lane / 16));
+  };
 
   for (int t = 0; t < n_tiles; ++t) {
     const int buf = t & 1;
@@ -164,134 +181,153 @@ __global__ void __launch_bounds__(NW * 32, 1) flash_prefill_kernel(Params p) {
     }
     __syncthreads();
 
-    if (t == 0) {
+    if constexpr (kQInRegs) {
+      if (t == 0) {
 #pragma unroll
-      for (int kk = 0; kk < KSTEPS; ++kk) {
-        const int r = warp * 16 + (lane % 8) + 8 * ((lane / 8) % 2);
-        const int ch = 2 * kk + lane / 16;
-        ldmatrix_x4(smem_addr(sQ + swz<CH>(r, ch)), qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3]);
+        for (int kk = 0; kk < KSTEPS; ++kk) ldmatrix_x4(q_frag_addr(0, kk), qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3]);
       }
     }
 
-    // S = Q K^T for this warp's 16 rows and the tile's 64 keys.
+    // S = Q K^T for this warp's rows and the tile's BN keys; each K fragment serves all m-tiles.
     const __nv_bfloat16* tK = sK + buf * BN * HD;
-    float s[NTILES][4];
+    float s[MT][NTILES][4];
 #pragma unroll
-    for (int j = 0; j < NTILES; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+      for (int j = 0; j < NTILES; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
+    }
 #pragma unroll
     for (int kk = 0; kk < KSTEPS; ++kk) {
+      uint32_t a[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        if constexpr (kQInRegs) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) a[mt][i] = qa[kk][i];
+        } else {
+          ldmatrix_x4(q_frag_addr(mt, kk), a[mt][0], a[mt][1], a[mt][2], a[mt][3]);
+        }
+      }
 #pragma unroll
       for (int j2 = 0; j2 < NTILES / 2; ++j2) {
         const int key = 16 * j2 + (lane % 8) + 8 * (lane / 16);
         const int ch = 2 * kk + (lane / 8) % 2;
         uint32_t b0, b1, b2, b3;
         ldmatrix_x4(smem_addr(tK + swz<CH>(key, ch)), b0, b1, b2, b3);
-        mma_bf16(s[2 * j2], qa[kk], b0, b1);
-        mma_bf16(s[2 * j2 + 1], qa[kk], b2, b3);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma_bf16(s[mt][2 * j2], a[mt], b0, b1);
+          mma_bf16(s[mt][2 * j2 + 1], a[mt], b2, b3);
+        }
       }
     }
 
     const int64_t n0 = int64_t(t) * BN;
     if (n0 + BN - 1 > full_until) {
 #pragma unroll
-      for (int j = 0; j < NTILES; ++j) {
+      for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int64_t key = n0 + 8 * j + 2 * t4 + e;
-          if (key > lastA) s[j][e] = -INFINITY;
-          if (key > lastB) s[j][2 + e] = -INFINITY;
+        for (int j = 0; j < NTILES; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int64_t key = n0 + 8 * j + 2 * t4 + e;
+            if (key > last[mt][0]) s[mt][j][e] = -INFINITY;
+            if (key > last[mt][1]) s[mt][j][2 + e] = -INFINITY;
+          }
         }
       }
     }
 
-    // Online softmax; a quad of 4 threads shares each row.
-    float mxA = -INFINITY, mxB = -INFINITY;
+    // Online softmax; a quad of 4 threads shares each row (half = 0: row g, 1: row g + 8).
 #pragma unroll
-    for (int j = 0; j < NTILES; ++j) {
-      mxA = fmaxf(mxA, fmaxf(s[j][0], s[j][1]));
-      mxB = fmaxf(mxB, fmaxf(s[j][2], s[j][3]));
-    }
-    mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
-    mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
-    mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
-    mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
-    const float newA = fmaxf(mA, mxA * p.scale_log2), newB = fmaxf(mB, mxB * p.scale_log2);
-    // A row with nothing visible yet keeps max -inf; subtracting 0 then keeps exp2 at 0, not NaN.
-    const float useA = newA == -INFINITY ? 0.f : newA, useB = newB == -INFINITY ? 0.f : newB;
-    const float alphaA = fast_exp2(mA - useA), alphaB = fast_exp2(mB - useB);
-    mA = newA;
-    mB = newB;
-    float sumA = 0.f, sumB = 0.f;
+    for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-    for (int j = 0; j < NTILES; ++j) {
-      s[j][0] = fast_exp2(fmaf(s[j][0], p.scale_log2, -useA));
-      s[j][1] = fast_exp2(fmaf(s[j][1], p.scale_log2, -useA));
-      s[j][2] = fast_exp2(fmaf(s[j][2], p.scale_log2, -useB));
-      s[j][3] = fast_exp2(fmaf(s[j][3], p.scale_log2, -useB));
-      sumA += s[j][0] + s[j][1];
-      sumB += s[j][2] + s[j][3];
-    }
-    lA = lA * alphaA + sumA;
-    lB = lB * alphaB + sumB;
+      for (int half = 0; half < 2; ++half) {
+        float mx = -INFINITY;
 #pragma unroll
-    for (int i = 0; i < DTILES; ++i) {
-      o[i][0] *= alphaA;
-      o[i][1] *= alphaA;
-      o[i][2] *= alphaB;
-      o[i][3] *= alphaB;
+        for (int j = 0; j < NTILES; ++j) mx = fmaxf(mx, fmaxf(s[mt][j][2 * half], s[mt][j][2 * half + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mnew = fmaxf(m[mt][half], mx * p.scale_log2);
+        // A row with nothing visible yet keeps max -inf; subtracting 0 keeps exp2 at 0, not NaN.
+        const float muse = mnew == -INFINITY ? 0.f : mnew;
+        const float alpha = fast_exp2(m[mt][half] - muse);
+        m[mt][half] = mnew;
+        float sum = 0.f;
+#pragma unroll
+        for (int j = 0; j < NTILES; ++j) {
+          s[mt][j][2 * half] = fast_exp2(fmaf(s[mt][j][2 * half], p.scale_log2, -muse));
+          s[mt][j][2 * half + 1] = fast_exp2(fmaf(s[mt][j][2 * half + 1], p.scale_log2, -muse));
+          sum += s[mt][j][2 * half] + s[mt][j][2 * half + 1];
+        }
+        l[mt][half] = l[mt][half] * alpha + sum;
+#pragma unroll
+        for (int i = 0; i < DTILES; ++i) {
+          o[mt][i][2 * half] *= alpha;
+          o[mt][i][2 * half + 1] *= alpha;
+        }
+      }
     }
 
-    // O += P V: the S accumulators of n-tiles 2kk, 2kk+1 are exactly the A fragment of k-step kk.
+    // O += P V: the S accumulators of n-tiles 2kk, 2kk+1 are exactly the A fragment of k-step kk;
+    // each V fragment serves all m-tiles.
     const __nv_bfloat16* tV = sV + buf * BN * HD;
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
-      const uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                              pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      uint32_t pa[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        pa[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        pa[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        pa[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        pa[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int d2 = 0; d2 < DTILES / 2; ++d2) {
         const int key = 16 * kk + (lane % 8) + 8 * ((lane / 8) % 2);
         const int ch = 2 * d2 + lane / 16;
         uint32_t b0, b1, b2, b3;
         ldmatrix_x4_trans(smem_addr(tV + swz<CH>(key, ch)), b0, b1, b2, b3);
-        mma_bf16(o[2 * d2], pa, b0, b1);
-        mma_bf16(o[2 * d2 + 1], pa, b2, b3);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma_bf16(o[mt][2 * d2], pa[mt], b0, b1);
+          mma_bf16(o[mt][2 * d2 + 1], pa[mt], b2, b3);
+        }
       }
     }
     __syncthreads();  // everyone is done with this buffer before it is refilled
   }
 
-  // Row sums are split over the quad; the sink gate needs the full lse.
-  lA += __shfl_xor_sync(0xffffffffu, lA, 1);
-  lA += __shfl_xor_sync(0xffffffffu, lA, 2);
-  lB += __shfl_xor_sync(0xffffffffu, lB, 1);
-  lB += __shfl_xor_sync(0xffffffffu, lB, 2);
   const float sink = p.sinks[h];
-  const auto factor = [&](float m, float l) {
-    if (l <= 0.f) return 0.f;
-    const float lse = (m + log2f(l)) * 0.6931471805599453f;
-    return 1.0f / (l * (1.0f + expf(sink - lse)));
-  };
-  const float fA = factor(mA, lA), fB = factor(mB, lB);
-  if (rowA < p.S) {
-    __nv_bfloat16* dst = p.out + (int64_t(rowA) * p.H + h) * HD + 2 * t4;
 #pragma unroll
-    for (int i = 0; i < DTILES; ++i) {
-      *reinterpret_cast<__nv_bfloat162*>(dst + 8 * i) = __floats2bfloat162_rn(o[i][0] * fA, o[i][1] * fA);
-    }
-  }
-  if (rowA + 8 < p.S) {
-    __nv_bfloat16* dst = p.out + (int64_t(rowA + 8) * p.H + h) * HD + 2 * t4;
+  for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-    for (int i = 0; i < DTILES; ++i) {
-      *reinterpret_cast<__nv_bfloat162*>(dst + 8 * i) = __floats2bfloat162_rn(o[i][2] * fB, o[i][3] * fB);
+    for (int half = 0; half < 2; ++half) {
+      // Row sums are split over the quad; the sink gate needs the full lse.
+      float sum = l[mt][half];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      float f = 0.f;
+      if (sum > 0.f) {
+        const float lse = (m[mt][half] + log2f(sum)) * 0.6931471805599453f;
+        f = 1.0f / (sum * (1.0f + expf(sink - lse)));
+      }
+      const int row = row0 + 16 * mt + 8 * half;
+      if (row < p.S) {
+        __nv_bfloat16* dst = p.out + (int64_t(row) * p.H + h) * HD + 2 * t4;
+#pragma unroll
+        for (int i = 0; i < DTILES; ++i) {
+          *reinterpret_cast<__nv_bfloat162*>(dst + 8 * i) =
+              __floats2bfloat162_rn(o[mt][i][2 * half] * f, o[mt][i][2 * half + 1] * f);
+        }
+      }
     }
   }
 }
 
-template <int HD, int NW>
+template <int HD, int NW, int MT, int BN>
 constexpr size_t smem_bytes() {
-  return size_t(16 * NW + 4 * BN) * HD * sizeof(__nv_bfloat16);
+  return size_t(16 * MT * NW + 4 * BN) * HD * sizeof(__nv_bfloat16);
 }
 
 }  // namespace falcon::ops::cuda::flash

@@ -6,8 +6,9 @@
 // its 4 warps take keys in turn, each lane holding VEC consecutive dims of q, k, v, so one key
 // costs a warp one coalesced row read and a shuffle reduction. Each warp keeps an online
 // softmax (running max m, sum l, accumulator) in the log2 domain; the warps merge in shared
-// memory, and with one split the block writes the final row, otherwise (m, l, acc) partials
-// that combine_kernel reduces: out = sum_s 2^(m_s - M) acc_s / L * sigmoid(lse - sink).
+// memory, and with one split the block writes the final row, otherwise (m, l, acc) partials;
+// the last split block of a (row group, head) to finish reduces them (counted with an atomic):
+// out = sum_s 2^(m_s - M) acc_s / L * sigmoid(lse - sink).
 #pragma once
 
 #include <cmath>
@@ -61,6 +62,7 @@ struct SplitParams {
   const float* sinks;
   float* part_o;   // [splits, rows, H, hd]
   float* part_ml;  // [splits, rows, H, 2]: (max, sum) in the log2 domain
+  int* done;       // [row groups, H] split blocks finished; zero between launches
   int rows, H, K, hd;
   int splits, chunk;
   float scale_log2;  // log2(e) / sqrt(hd)
@@ -206,31 +208,55 @@ __global__ void __launch_bounds__(kSplitWarps * 32) split_attention_kernel(Split
       }
     }
   }
-}
+  if (p.splits == 1) return;
 
-// One block per (row, head): merges the splits' partials into the output row.
-template <typename T>
-__global__ void combine_kernel(SplitParams<T> p) {
-  const int row = blockIdx.x / p.H, h = blockIdx.x % p.H;
-  float M = -INFINITY;
-  for (int s = 0; s < p.splits; ++s) M = fmaxf(M, p.part_ml[((int64_t(s) * p.rows + row) * p.H + h) * 2]);
-  float L = 0.f;
-  if (M != -INFINITY) {
-    for (int s = 0; s < p.splits; ++s) {
-      const int64_t part = (int64_t(s) * p.rows + row) * p.H + h;
-      L += exp2f(p.part_ml[part * 2] - M) * p.part_ml[part * 2 + 1];
-    }
+  // The last split block of this (row group, head) to finish merges all splits' partials: no
+  // second kernel, so a decode step pays one launch for its attention.
+  __shared__ bool is_last;
+  __threadfence();  // this block's partials are visible device-wide before it counts itself done
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int* counter = p.done + int64_t(blockIdx.z) * H + h;
+    is_last = atomicAdd(counter, 1) == p.splits - 1;
+    if (is_last) *counter = 0;  // ready for the next launch (and graph replay)
   }
-  const float g = gate_factor(M, L, p.sinks[h]);
-  for (int d = threadIdx.x; d < p.hd; d += blockDim.x) {
-    float A = 0.f;
-    if (M != -INFINITY) {
-      for (int s = 0; s < p.splits; ++s) {
-        const int64_t part = (int64_t(s) * p.rows + row) * p.H + h;
-        A += exp2f(p.part_ml[part * 2] - M) * p.part_o[part * p.hd + d];
-      }
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  // Reuse the merge buffer: weights 2^(m_s - M) per (row, split), then L and M per row.
+  float* wgt = smem;                  // [R][splits]
+  float* rowL = smem + R * p.splits;  // [R]
+  float* rowM = rowL + R;             // [R]
+  for (int idx = threadIdx.x; idx < R * p.splits; idx += blockDim.x) {
+    const int r = idx / p.splits, sp = idx % p.splits;
+    const int row = row0 + r;
+    wgt[idx] = row < p.rows ? __ldcg(p.part_ml + ((int64_t(sp) * p.rows + row) * H + h) * 2) : -INFINITY;
+  }
+  __syncthreads();
+  if (threadIdx.x < R) {
+    const int r = threadIdx.x, row = row0 + r;
+    float M = -INFINITY, L = 0.f;
+    for (int sp = 0; sp < p.splits; ++sp) M = fmaxf(M, wgt[r * p.splits + sp]);
+    for (int sp = 0; sp < p.splits; ++sp) {
+      const float f = M == -INFINITY || row >= p.rows ? 0.f : exp2f(wgt[r * p.splits + sp] - M);
+      if (f != 0.f) L += f * __ldcg(p.part_ml + ((int64_t(sp) * p.rows + row) * H + h) * 2 + 1);
+      wgt[r * p.splits + sp] = f;
     }
-    p.out[(int64_t(row) * p.H + h) * p.hd + d] = from_f32<T>(A * g);
+    rowL[r] = L;
+    rowM[r] = M;
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < R * hd; idx += blockDim.x) {
+    const int r = idx / hd, d = idx % hd;
+    const int row = row0 + r;
+    if (row >= p.rows) continue;
+    float A = 0.f;
+#pragma unroll 8
+    for (int sp = 0; sp < p.splits; ++sp) {
+      const float f = wgt[r * p.splits + sp];
+      if (f != 0.f) A += f * __ldcg(p.part_o + ((int64_t(sp) * p.rows + row) * H + h) * hd + d);
+    }
+    p.out[(int64_t(row) * H + h) * hd + d] = from_f32<T>(A * gate_factor(rowM[r], rowL[r], p.sinks[h]));
   }
 }
 
@@ -255,13 +281,10 @@ inline void choose_splits(int64_t max_keys, int64_t other_blocks, int& splits, i
 template <typename T, int VEC, int R, typename Keys>
 void launch_split_vec_rows(SplitParams<T> p, Keys keys) {
   const dim3 grid(unsigned(p.splits), unsigned(p.H), unsigned((p.rows + R - 1) / R));
-  const size_t smem = size_t(kSplitWarps) * R * (2 + p.hd) * sizeof(float);
+  const size_t merge = size_t(kSplitWarps) * R * (2 + p.hd), combine = size_t(R) * (p.splits + 2);
+  const size_t smem = (merge > combine ? merge : combine) * sizeof(float);
   split_attention_kernel<T, VEC, R, Keys><<<grid, kSplitWarps * 32, smem, stream()>>>(p, keys);
   FALCON_CUDA_CHECK_LAUNCH("split_attention_kernel");
-  if (p.splits > 1) {
-    combine_kernel<T><<<unsigned(p.rows * p.H), 128, 0, stream()>>>(p);
-    FALCON_CUDA_CHECK_LAUNCH("attention combine_kernel");
-  }
 }
 
 template <typename T, int VEC, typename Keys>
@@ -285,6 +308,7 @@ void run_split_attention(SplitParams<T> p, Keys keys, int rows_per_block, int64_
     auto* buf = static_cast<float*>(scratch(Scratch::AttentionPartials, n * size_t(p.hd + 2) * sizeof(float)));
     p.part_o = buf;
     p.part_ml = buf + n * size_t(p.hd);
+    p.done = static_cast<int*>(scratch(Scratch::AttentionCounters, size_t(groups * p.H) * sizeof(int)));
   }
   // VEC: the smallest power of two with hd <= 32 * VEC, if it divides hd and the rows stay
   // aligned for VEC-wide loads; else 1 (any hd up to 32).

@@ -11,7 +11,8 @@ void bilinear_resize(const Tensor& x, Tensor& out) {
   check_dtype("bilinear_resize", "x", x, DType::F32);
   check_dtype("bilinear_resize", "out", out, DType::F32);
   if (out.dim(0) != x.dim(0) || x.dim(1) < 1 || x.dim(2) < 1) {
-    throw InvalidArgument("bilinear_resize: cannot resize " + x.describe() + " to " + out.describe());
+    throw InvalidArgument("bilinear_resize: cannot resize " + x.describe() + " to " +
+                          out.describe());
   }
   if (d == Device::CPU) {
     cpu::bilinear_resize(x, out);

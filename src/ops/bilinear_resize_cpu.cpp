@@ -45,7 +45,8 @@ void bilinear_resize(const Tensor& x, Tensor& out) {
       float* dst = op + t * ow;
       for (int64_t j = 0; j < ow; ++j) {
         const Tap& xx = tx[size_t(j)];
-        dst[j] = y.l0 * (xx.l0 * r0[xx.i0] + xx.l1 * r0[xx.i1]) + y.l1 * (xx.l0 * r1[xx.i0] + xx.l1 * r1[xx.i1]);
+        dst[j] = y.l0 * (xx.l0 * r0[xx.i0] + xx.l1 * r0[xx.i1]) +
+                 y.l1 * (xx.l0 * r1[xx.i0] + xx.l1 * r1[xx.i1]);
       }
     }
   });

@@ -4,10 +4,12 @@
 
 namespace falcon::ops {
 
-void channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift, Tensor& out) {
+void channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift, Tensor& out,
+                    bool silu) {
   const Device d = common_device("channel_affine", {&x, &scale, &shift, &out});
   if (x.rank() < 1 || x.shape() != out.shape()) {
-    throw InvalidArgument("channel_affine: x " + x.describe() + " and out " + out.describe() + " must match");
+    throw InvalidArgument("channel_affine: x " + x.describe() + " and out " + out.describe() +
+                          " must match");
   }
   check_dtype("channel_affine", "x", x, DType::F32);
   check_dtype("channel_affine", "out", out, DType::F32);
@@ -16,9 +18,9 @@ void channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift, T
   check_dtype("channel_affine", "scale", scale, DType::F32);
   check_dtype("channel_affine", "shift", shift, DType::F32);
   if (d == Device::CPU) {
-    cpu::channel_affine(x, scale, shift, out);
+    cpu::channel_affine(x, scale, shift, out, silu);
   } else {
-    FALCON_CUDA_DISPATCH(cuda::channel_affine(x, scale, shift, out));
+    FALCON_CUDA_DISPATCH(cuda::channel_affine(x, scale, shift, out, silu));
   }
 }
 

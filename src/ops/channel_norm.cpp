@@ -8,7 +8,8 @@ namespace {
 Device check_args(const char* op, const Tensor& x, const Tensor& out) {
   const Device d = common_device(op, {&x, &out});
   if (x.rank() < 1 || x.shape() != out.shape()) {
-    throw InvalidArgument(std::string(op) + ": x " + x.describe() + " and out " + out.describe() + " must match");
+    throw InvalidArgument(std::string(op) + ": x " + x.describe() + " and out " + out.describe() +
+                          " must match");
   }
   check_dtype(op, "x", x, DType::F32);
   check_dtype(op, "out", out, DType::F32);

@@ -40,7 +40,8 @@ void scale_by_channel_norm(const Tensor& x, const float* weight, Tensor& out, Fa
 }  // namespace
 
 void channel_l2_normalize(const Tensor& x, float eps, Tensor& out) {
-  scale_by_channel_norm(x, nullptr, out, [eps](float ss) { return 1.f / std::max(std::sqrt(ss), eps); });
+  scale_by_channel_norm(x, nullptr, out,
+                        [eps](float ss) { return 1.f / std::max(std::sqrt(ss), eps); });
 }
 
 void channel_rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {

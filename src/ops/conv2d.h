@@ -17,16 +17,29 @@ namespace falcon::ops {
 
 enum class PadMode { Zeros, Reflect };
 
-void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int padding, PadMode mode, Tensor& out,
-            bool accumulate = false);
+// Fusions for the 1x1 convolution without padding (AnyUp's GroupNorm -> SiLU -> conv
+// chains), each saving a full pass over a large image. Refused for other kernels.
+struct Conv2dFusion {
+  // The input is read as act(x[i] * in_scale[i] + in_shift[i]), act = SiLU when in_silu
+  // (a GroupNorm folded into a per-channel scale and shift by group_norm_affine).
+  const Tensor* in_scale = nullptr;  // [Ci] F32
+  const Tensor* in_shift = nullptr;  // [Ci] F32
+  bool in_silu = false;
+  // Receives the mean and biased variance of every output channel of the result (after
+  // accumulate): the statistics the next GroupNorm needs, as channel_moments computes them.
+  Tensor* out_moments = nullptr;  // [Co, 2] F32
+};
+
+void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int padding, PadMode mode,
+            Tensor& out, bool accumulate = false, const Conv2dFusion& fusion = {});
 
 namespace cpu {
-void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int padding, PadMode mode, Tensor& out,
-            bool accumulate);
+void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int padding, PadMode mode,
+            Tensor& out, bool accumulate, const Conv2dFusion& fusion);
 }
 namespace cuda {
-void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int padding, PadMode mode, Tensor& out,
-            bool accumulate);
+void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int padding, PadMode mode,
+            Tensor& out, bool accumulate, const Conv2dFusion& fusion);
 }
 
 }  // namespace falcon::ops

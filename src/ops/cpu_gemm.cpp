@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ops/cpu_math.h"
+
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
@@ -14,6 +16,8 @@ constexpr int kNR = kGemmTileN;
 // Depth of one packed B panel: kKC x kNR floats (32 KiB) stays in L1 while every row block
 // of A streams past it.
 constexpr int64_t kKC = 256;
+// Tiles of columns packed together (see gemm_columns).
+constexpr int64_t kChunk = 4;
 
 // The register tile is kMR rows x kNR columns of C, accumulated over a panel of depth kc.
 // Explicit FMA intrinsics: an ISO C++ build does not contract a*b+c into an FMA.
@@ -49,12 +53,14 @@ constexpr int kMR = 3;  // 12 accumulators of the 16 ymm registers
 void micro_kernel(const float* ap, const float* bp, int64_t kc, float* c, bool load) {
   __m256 acc[kMR][4];
   for (int m = 0; m < kMR; ++m) {
-    for (int j = 0; j < 4; ++j) acc[m][j] = load ? _mm256_loadu_ps(c + m * kNR + 8 * j) : _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j)
+      acc[m][j] = load ? _mm256_loadu_ps(c + m * kNR + 8 * j) : _mm256_setzero_ps();
   }
   for (int64_t k = 0; k < kc; ++k) {
     for (int m = 0; m < kMR; ++m) {
       const __m256 a = _mm256_set1_ps(ap[k * kMR + m]);
-      for (int j = 0; j < 4; ++j) acc[m][j] = _mm256_fmadd_ps(a, _mm256_load_ps(bp + k * kNR + 8 * j), acc[m][j]);
+      for (int j = 0; j < 4; ++j)
+        acc[m][j] = _mm256_fmadd_ps(a, _mm256_load_ps(bp + k * kNR + 8 * j), acc[m][j]);
     }
   }
   for (int m = 0; m < kMR; ++m) {
@@ -118,32 +124,77 @@ void pack_a(PackedA& dst, const float* a, int64_t lda, int64_t m, int64_t k) {
   }
 }
 
-void gemm_columns(const PackedA& a, const float* b_base, const int64_t* b_row_offset, int64_t n_begin,
-                  int64_t n_end, const GemmTileFn& epilogue) {
+void pack_a_transposed(PackedA& dst, const float* at, int64_t lda, int64_t m, int64_t k) {
+  dst.m = m;
+  dst.k = k;
+  dst.m_blocks = (m + kMR - 1) / kMR;
+  dst.data.resize(size_t(dst.m_blocks * k * kMR));
+  for (int64_t mb = 0; mb < dst.m_blocks; ++mb) {
+    float* block = dst.data.data() + mb * k * kMR;
+    const int64_t rows = std::min<int64_t>(kMR, m - mb * kMR);
+    for (int64_t kk = 0; kk < k; ++kk) {
+      const float* src = at + kk * lda + mb * kMR;
+      float* d = block + kk * kMR;
+      for (int64_t r = 0; r < rows; ++r) d[r] = src[r];
+      for (int64_t r = rows; r < kMR; ++r) d[r] = 0.f;
+    }
+  }
+}
+
+void gemm_columns(const PackedA& a, const float* b_base, const int64_t* b_row_offset,
+                  int64_t n_begin, int64_t n_end, const GemmTileFn& epilogue,
+                  const RowTransform* transform) {
   const int64_t K = a.k;
-  // 64-byte aligned scratch: the B panel (aligned loads) and the C tile.
+  const int64_t c_tile = a.m_blocks * kMR * kNR;
+  // 64-byte aligned scratch: kChunk panels of B (aligned loads) and their C tiles.
   struct alignas(64) Line {
     float v[16];
   };
-  std::vector<Line> panel_lines(size_t(kKC * kNR / 16));
-  std::vector<Line> c_lines(size_t(std::max<int64_t>(1, a.m_blocks * kMR * kNR / 16)));
+  std::vector<Line> panel_lines(size_t(kChunk * kKC * kNR / 16));
+  std::vector<Line> c_lines(size_t(std::max<int64_t>(1, kChunk * c_tile / 16)));
   float* bp = panel_lines.data()->v;
   float* c = c_lines.data()->v;
-  for (int64_t n0 = n_begin; n0 < n_end; n0 += kNR) {
-    const int64_t count = std::min<int64_t>(kNR, n_end - n0);
-    if (K == 0) std::fill(c, c + a.m_blocks * kMR * kNR, 0.f);
+  const float* scale = transform ? transform->scale : nullptr;
+  const float* shift = transform ? transform->shift : nullptr;
+  const bool silu = transform && transform->silu;
+  // Columns go in chunks of kChunk tiles: each row of B is read as one longer contiguous
+  // run (fewer pages touched per byte), then every tile's panel is multiplied while it is in L1.
+  for (int64_t c0 = n_begin; c0 < n_end; c0 += kChunk * kNR) {
+    const int64_t chunk_cols = std::min<int64_t>(kChunk * kNR, n_end - c0);
+    const int64_t tiles = (chunk_cols + kNR - 1) / kNR;
+    if (K == 0) std::fill(c, c + tiles * c_tile, 0.f);
     for (int64_t k0 = 0; k0 < K; k0 += kKC) {
       const int64_t kc = std::min(kKC, K - k0);
       for (int64_t kk = 0; kk < kc; ++kk) {
-        float* dst = bp + kk * kNR;
-        std::memcpy(dst, b_base + b_row_offset[k0 + kk] + n0, size_t(count) * sizeof(float));
-        if (count < kNR) std::fill(dst + count, dst + kNR, 0.f);
+        const int64_t row = k0 + kk;
+        const float* src = b_base + b_row_offset[row] + c0;
+        for (int64_t t = 0; t < tiles; ++t) {
+          float* dst = bp + (t * kKC + kk) * kNR;
+          const int64_t count = std::min<int64_t>(kNR, chunk_cols - t * kNR);
+          const float* s = src + t * kNR;
+          if (transform) {
+            const float sc = scale[row], sh = shift[row];
+            if (silu) {
+              for (int64_t j = 0; j < count; ++j) dst[j] = silu_approx(s[j] * sc + sh);
+            } else {
+              for (int64_t j = 0; j < count; ++j) dst[j] = s[j] * sc + sh;
+            }
+          } else {
+            for (int64_t j = 0; j < count; ++j) dst[j] = s[j];
+          }
+          for (int64_t j = count; j < kNR; ++j) dst[j] = 0.f;
+        }
       }
-      for (int64_t mb = 0; mb < a.m_blocks; ++mb) {
-        micro_kernel(a.data.data() + (mb * K + k0) * kMR, bp, kc, c + mb * kMR * kNR, k0 > 0);
+      for (int64_t t = 0; t < tiles; ++t) {
+        for (int64_t mb = 0; mb < a.m_blocks; ++mb) {
+          micro_kernel(a.data.data() + (mb * K + k0) * kMR, bp + t * kKC * kNR, kc,
+                       c + t * c_tile + mb * kMR * kNR, k0 > 0);
+        }
       }
     }
-    epilogue(c, n0, count);
+    for (int64_t t = 0; t < tiles; ++t) {
+      epilogue(c + t * c_tile, c0 + t * kNR, std::min<int64_t>(kNR, chunk_cols - t * kNR));
+    }
   }
 }
 

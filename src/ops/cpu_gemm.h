@@ -29,15 +29,26 @@ struct PackedA {
 PackedA pack_a(int64_t m, int64_t k, const std::function<float(int64_t, int64_t)>& a);
 // A given as a row-major matrix with leading dimension lda; reuses dst's storage (hot loops).
 void pack_a(PackedA& dst, const float* a, int64_t lda, int64_t m, int64_t k);
+// A given transposed: A[m, k] = at[k * lda + m].
+void pack_a_transposed(PackedA& dst, const float* at, int64_t lda, int64_t m, int64_t k);
 
 // Epilogue for one tile: c is [M][kGemmTileN] row-major, holding columns [n0, n0 + count).
 using GemmTileFn = std::function<void(const float* c, int64_t n0, int64_t count)>;
 
+// An elementwise map applied to B as it is read: row k becomes act(B[k, :] * scale[k] +
+// shift[k]), act = SiLU or identity (a GroupNorm + SiLU folded into the next convolution).
+struct RowTransform {
+  const float* scale = nullptr;
+  const float* shift = nullptr;
+  bool silu = false;
+};
+
 // Runs C = A * B for columns [n_begin, n_end) on the calling thread (callers parallelise
-// over column ranges). Every tile is finished before its epilogue runs, and a tile reads
-// only its own columns of B, so an epilogue may overwrite those columns of B (in-place 1x1
-// convolution).
-void gemm_columns(const PackedA& a, const float* b_base, const int64_t* b_row_offset, int64_t n_begin,
-                  int64_t n_end, const GemmTileFn& epilogue);
+// over column ranges). A chunk of up to 4 tiles is finished before their epilogues run, and
+// it reads only its own columns of B, so an epilogue may overwrite those columns of B
+// (in-place 1x1 convolution).
+void gemm_columns(const PackedA& a, const float* b_base, const int64_t* b_row_offset,
+                  int64_t n_begin, int64_t n_end, const GemmTileFn& epilogue,
+                  const RowTransform* transform = nullptr);
 
 }  // namespace falcon::ops::cpu

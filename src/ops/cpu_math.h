@@ -27,8 +27,12 @@ inline float exp_approx(float x) {
   return p * std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
 }
 
-inline float sigmoid_approx(float x) { return 1.f / (1.f + exp_approx(-x)); }
+inline float sigmoid_approx(float x) {
+  return 1.f / (1.f + exp_approx(-x));
+}
 
-inline float silu_approx(float x) { return x / (1.f + exp_approx(-x)); }
+inline float silu_approx(float x) {
+  return x / (1.f + exp_approx(-x));
+}
 
 }  // namespace falcon::ops::cpu

@@ -34,6 +34,7 @@ struct DeviceContext {
   cublasLtHandle_t lt = nullptr;
   void* lt_workspace = nullptr;
   int sms = 0;
+  int cc = 0;
   std::array<Buffer, size_t(Scratch::Count)> scratch{};
 };
 
@@ -54,6 +55,10 @@ DeviceContext& context() {
     FALCON_CUDA_CHECK(cudaStreamCreate(&c->own_stream));
     c->current = c->own_stream;
     FALCON_CUDA_CHECK(cudaDeviceGetAttribute(&c->sms, cudaDevAttrMultiProcessorCount, dev));
+    int major = 0, minor = 0;
+    FALCON_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    FALCON_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    c->cc = major * 10 + minor;
     if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS) throw Error("cublasLtCreate failed");
     FALCON_CUDA_CHECK(cudaMalloc(&c->lt_workspace, kLtWorkspaceBytes));
     ctx = c.release();
@@ -94,11 +99,13 @@ void* scratch(Scratch which, size_t bytes) {
     }
     FALCON_CUDA_CHECK(cudaMalloc(&b.ptr, want));
     b.bytes = want;
+    FALCON_CUDA_CHECK(cudaMemsetAsync(b.ptr, 0, want, c.current));
   }
   return b.ptr;
 }
 
 int sm_count() { return context().sms; }
+int compute_capability() { return context().cc; }
 
 cublasLtHandle_t lt_handle() { return context().lt; }
 

@@ -27,10 +27,12 @@ bool capturing();
 // Grow-only device buffers owned by the context, one per purpose. A buffer grows (cudaMalloc,
 // which synchronises) only when a call needs more than any call before it, so after one warm-up
 // pass with the largest shapes no op allocates: what a graph capture needs.
-enum class Scratch : int { LinearInput, AttentionPartials, Count };
+// AttentionCounters is zero-filled whenever it grows; the kernels leave it zero after use.
+enum class Scratch : int { AttentionPartials, AttentionCounters, Count };
 void* scratch(Scratch which, size_t bytes);
 
 // Device properties read once per device.
 int sm_count();
+int compute_capability();  // major * 10 + minor
 
 }  // namespace falcon::ops::cuda

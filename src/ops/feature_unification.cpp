@@ -13,7 +13,8 @@ void feature_unification(const Tensor& x, const Tensor& basis, Tensor& out) {
   check_dtype("feature_unification", "out", out, DType::F32);
   const int64_t o = basis.dim(0), k = basis.dim(2);
   if (basis.dim(1) != 1 || basis.dim(3) != k || k % 2 != 1) {
-    throw InvalidArgument("feature_unification: basis " + basis.describe() + " must be [O, 1, k, k] with k odd");
+    throw InvalidArgument("feature_unification: basis " + basis.describe() +
+                          " must be [O, 1, k, k] with k odd");
   }
   check_shape("feature_unification", "out", out, {o, x.dim(1), x.dim(2)});
   if (d == Device::CPU) {

@@ -3,29 +3,23 @@
 #include <vector>
 
 #include "core/parallel.h"
-#include "ops/cpu_math.h"
+#include "ops/channel_affine.h"
 #include "ops/group_norm.h"
 
 namespace falcon::ops::cpu {
 
-void group_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, int groups, float eps, bool silu,
-                Tensor& out) {
+void channel_moments(const Tensor& x, Tensor& moments) {
   const int64_t c = x.dim(0);
   const int64_t n = c ? x.numel() / c : 0;  // pixels per channel
-  const int64_t per_group = c / groups;
   const float* xp = x.data<float>();
-  float* op = out.data<float>();
-
-  // Per-channel sums in double, shifted by the channel's first value so that a large mean
-  // does not cancel the variance.
-  std::vector<double> sum(static_cast<size_t>(c)), sq(static_cast<size_t>(c)), shift(static_cast<size_t>(c));
+  float* mp = moments.data<float>();
   parallel_for(c, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const float* row = xp + ch * n;
+      // Sums around the channel's first value, so a large mean does not cancel the variance;
+      // 16 float lanes per block of 1024 keep the loop vectorised, blocks go to double.
       const float s0 = n ? row[0] : 0.f;
       double s = 0, q = 0;
-      // 16 float lanes per block of 1024 keep the loop vectorised (no reassociation needed);
-      // the blocks are short enough that float accumulation loses nothing at 1e-7.
       constexpr int64_t kLanes = 16, kBlock = 1024;
       int64_t i = 0;
       for (; i + kBlock <= n; i += kBlock) {
@@ -47,50 +41,46 @@ void group_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, int g
         s += d;
         q += d * d;
       }
-      sum[size_t(ch)] = s;
-      sq[size_t(ch)] = q;
-      shift[size_t(ch)] = s0;
+      const double mean = n ? s / double(n) : 0.0;
+      mp[2 * ch] = float(s0 + mean);
+      mp[2 * ch + 1] = n ? float(std::max(0.0, q / double(n) - mean * mean)) : 0.f;
     }
   });
+}
 
-  // Per-channel scale and shift: out = x * a[c] + b[c].
-  std::vector<float> a(static_cast<size_t>(c)), b(static_cast<size_t>(c));
-  const double count = double(per_group) * double(n);
+void group_norm_affine(const Tensor& moments, const Tensor& weight, const Tensor& bias, int groups,
+                       float eps, Tensor& scale, Tensor& shift) {
+  const int64_t c = moments.dim(0), per_group = c / groups;
+  const float* m = moments.data<float>();
   for (int g = 0; g < groups; ++g) {
-    // Combine the channels' shifted sums around a common reference (the group's first shift).
-    const double ref = shift[size_t(g * per_group)];
-    double s = 0, q = 0;
+    // Equal counts per channel: the group mean is the mean of channel means, the group
+    // variance the mean of (channel variance + squared offset of the channel mean).
+    double mean = 0;
+    for (int64_t ch = g * per_group; ch < (g + 1) * per_group; ++ch) mean += m[2 * ch];
+    mean /= double(per_group);
+    double var = 0;
     for (int64_t ch = g * per_group; ch < (g + 1) * per_group; ++ch) {
-      const double delta = shift[size_t(ch)] - ref;  // x - ref = (x - shift) + delta
-      s += sum[size_t(ch)] + delta * double(n);
-      q += sq[size_t(ch)] + 2 * delta * sum[size_t(ch)] + delta * delta * double(n);
+      const double d = double(m[2 * ch]) - mean;
+      var += double(m[2 * ch + 1]) + d * d;
     }
-    const double mean = s / count;
-    const double var = std::max(0.0, q / count - mean * mean);
+    var /= double(per_group);
     const double inv = 1.0 / std::sqrt(var + double(eps));
     for (int64_t ch = g * per_group; ch < (g + 1) * per_group; ++ch) {
       const double w = weight.data<float>()[ch];
-      a[size_t(ch)] = float(inv * w);
-      b[size_t(ch)] = float(bias.data<float>()[ch] - (ref + mean) * inv * w);
+      scale.data<float>()[ch] = float(inv * w);
+      shift.data<float>()[ch] = float(bias.data<float>()[ch] - mean * inv * w);
     }
   }
+}
 
-  const int64_t chunk = 1 << 14;
-  const int64_t chunks_per_channel = (n + chunk - 1) / chunk;
-  parallel_for(c * chunks_per_channel, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t ch = t / chunks_per_channel;
-      const int64_t i0 = (t % chunks_per_channel) * chunk, i1 = std::min(n, i0 + chunk);
-      const float* src = xp + ch * n;
-      float* dst = op + ch * n;
-      const float ac = a[size_t(ch)], bc = b[size_t(ch)];
-      if (silu) {
-        for (int64_t i = i0; i < i1; ++i) dst[i] = silu_approx(src[i] * ac + bc);
-      } else {
-        for (int64_t i = i0; i < i1; ++i) dst[i] = src[i] * ac + bc;
-      }
-    }
-  });
+void group_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, int groups, float eps,
+                bool silu, Tensor& out) {
+  const int64_t c = x.dim(0);
+  Tensor moments = Tensor::empty({c, 2}, DType::F32);
+  Tensor scale = Tensor::empty({c}, DType::F32), shift = Tensor::empty({c}, DType::F32);
+  channel_moments(x, moments);
+  group_norm_affine(moments, weight, bias, groups, eps, scale, shift);
+  channel_affine(x, scale, shift, out, silu);
 }
 
 }  // namespace falcon::ops::cpu

@@ -37,16 +37,15 @@ bool supported_weight_dtype(DType d) {
   return d == DType::F32 || d == DType::BF16 || d == DType::F16 || d == DType::Q8 || d == DType::Q4;
 }
 
-// Calls f(rows) with the in-register reader of full panel p's dtype.
+// Calls f(Rows{}) with the type of the in-register reader for the weight's dtype.
 template <class F>
-void with_panel_rows(const PackedWeight& w, int64_t p, F&& f) {
-  const uint8_t* base = w.panel(p);
-  switch (w.dtype) {
-    case DType::F32: { F32Rows r{reinterpret_cast<const float*>(base)}; f(r); return; }
-    case DType::BF16: { Bf16Rows r{reinterpret_cast<const uint16_t*>(base)}; f(r); return; }
-    case DType::F16: { F16Rows r{reinterpret_cast<const uint16_t*>(base)}; f(r); return; }
-    case DType::Q8: { Q8Rows r{base}; f(r); return; }
-    case DType::Q4: { Q4Rows r{base}; f(r); return; }
+void with_reader(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::F32: f(F32Rows{}); return;
+    case DType::BF16: f(Bf16Rows{}); return;
+    case DType::F16: f(F16Rows{}); return;
+    case DType::Q8: f(Q8Rows{}); return;
+    case DType::Q4: f(Q4Rows{}); return;
     default: throw InternalError("linear: bad weight dtype");
   }
 }
@@ -82,19 +81,74 @@ void pack_rows(const float* x, int64_t ldx, int mr, int64_t k0, int64_t kc, floa
   }
 }
 
-// Groups of at most kGemvRows rows, balanced (16 rows -> 8 + 8, 9 -> 5 + 4).
+// Groups of at most `max` rows, balanced (16 rows by 8 -> 8 + 8, 9 -> 5 + 4).
 struct RowGroups {
   int64_t count, rows;
-  RowGroups(int64_t m) : count((m + kGemvRows - 1) / kGemvRows), rows(m) {}
+  RowGroups(int64_t m, int64_t max) : count((m + max - 1) / max), rows(m) {}
   int64_t begin(int64_t g) const { return rows * g / count; }
   int64_t end(int64_t g) const { return rows * (g + 1) / count; }
 };
 
+struct GemvArgs {
+  const float* x;  // packed k-major per row group (or the one row)
+  const RowGroups* groups;
+  const PackedWeight* w;
+  const float* bias;
+  float* y;
+  bool accumulate;
+};
+
+// Rows of group starting at r0 (packed at x + r0 * K) times P panels from p, stored to y.
+template <int MR, int P, class Rows>
+void gemv_tile(const GemvArgs& g, int64_t r0, int64_t p, const Rows (&proto)[P]) {
+  const int64_t K = g.w->k, N = g.w->n;
+  Rows rows[P];
+  Acc<MR> acc[P];
+  for (int i = 0; i < P; ++i) {
+    rows[i] = proto[i];
+    zero<MR>(acc[i]);
+  }
+  dot_panels<MR, P>(g.x + r0 * K, rows, 0, K, acc);
+  for (int i = 0; i < P; ++i) {
+    const int64_t n0 = (p + i) * kPanel;
+    store_tile<MR>(acc[i], g.y + r0 * N + n0, N, g.w->width(p + i), g.bias ? g.bias + n0 : nullptr, g.accumulate);
+  }
+}
+
+// Full panels [p0, p1), in chunks of 4 so that every row group reuses a chunk while it is in L1.
+template <class Rows>
+void gemv_panels(const GemvArgs& g, int64_t p0, int64_t p1) {
+  constexpr int64_t kChunk = 4;
+  for (int64_t pc = p0; pc < p1; pc += kChunk) {
+    const int64_t pe = std::min(p1, pc + kChunk);
+    for (int64_t grp = 0; grp < g.groups->count; ++grp) {
+      const int64_t r0 = g.groups->begin(grp);
+      with_rows<kGemvRows>(int(g.groups->end(grp) - r0), [&](auto rows_c) {
+        constexpr int mr = decltype(rows_c)::value;
+        constexpr int P = gemv_panels_per_pass<mr, Rows::kBlocked>();
+        int64_t p = pc;
+        if constexpr (P > 1) {
+          for (; p + P <= pe; p += P) {
+            Rows proto[P];
+            for (int i = 0; i < P; ++i) proto[i] = Rows::at(g.w->panel(p + i));
+            gemv_tile<mr, P>(g, r0, p, proto);
+          }
+        }
+        for (; p < pe; ++p) {
+          const Rows proto[1] = {Rows::at(g.w->panel(p))};
+          gemv_tile<mr, 1>(g, r0, p, proto);
+        }
+      });
+    }
+  }
+}
+
 void gemv_path(const Tensor& x, const PackedWeight& w, const float* bias, Tensor& y, bool accumulate) {
-  const int64_t M = x.dim(0), K = w.k, N = w.n;
+  const int64_t M = x.dim(0), K = w.k;
   const float* xd = x.data<float>();
-  float* yd = y.data<float>();
-  const RowGroups groups(M);
+  // Each row's sums run in the same order whatever its group, so a row's result does not
+  // depend on the batch it came in (up to kGemvMaxRows).
+  const RowGroups groups(M, block_elems(w.dtype) > 1 ? kGemvQuantRows : kGemvRows);
   // x packed k-major per group (read by every panel, so it lives in L2); one row needs no packing.
   std::vector<float> xp;
   if (M > 1) {
@@ -103,32 +157,22 @@ void gemv_path(const Tensor& x, const PackedWeight& w, const float* bias, Tensor
       pack_rows(xd + groups.begin(g) * K, K, int(groups.end(g) - groups.begin(g)), 0, K, xp.data() + groups.begin(g) * K);
     }
   }
-  const float* xpacked = M > 1 ? xp.data() : xd;
-
-  auto run_panel = [&](int64_t p, auto& rows) {
-    const int width = w.width(p);
-    for (int64_t g = 0; g < groups.count; ++g) {
-      const int64_t r0 = groups.begin(g);
-      with_rows<kGemvRows>(int(groups.end(g) - r0), [&](auto rows_c) {
-        constexpr int mr = decltype(rows_c)::value;
-        Acc<mr> acc;
-        zero<mr>(acc);
-        dot_panel<mr>(xpacked + r0 * K, rows, 0, K, acc);
-        store_tile<mr>(acc, yd + r0 * N + p * kPanel, N, width, bias ? bias + p * kPanel : nullptr, accumulate);
-      });
-    }
-  };
-
+  const GemvArgs args{M > 1 ? xp.data() : xd, &groups, &w, bias, y.data<float>(), accumulate};
+  const int64_t full = w.n / kPanel;
   parallel_for(w.panels(), 1, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      if (w.width(p) == kPanel) {
-        with_panel_rows(w, p, [&](auto& rows) { run_panel(p, rows); });
-      } else {
-        // The one partial panel: decode it to a zero-padded f32 panel first.
-        std::vector<float> buf(size_t(K) * kPanel);
-        decode_panel(w, p, 0, K, buf.data());
-        F32Rows rows{buf.data()};
-        run_panel(p, rows);
+    const int64_t pe = std::min(p1, full);
+    if (p0 < pe) with_reader(w.dtype, [&](auto r) { gemv_panels<decltype(r)>(args, p0, pe); });
+    if (p1 > full) {
+      // The one partial panel: decode it to a zero-padded f32 panel first.
+      std::vector<float> buf(size_t(K) * kPanel);
+      decode_panel(w, full, 0, K, buf.data());
+      for (int64_t grp = 0; grp < groups.count; ++grp) {
+        const int64_t r0 = groups.begin(grp);
+        with_rows<kGemvRows>(int(groups.end(grp) - r0), [&](auto rows_c) {
+          constexpr int mr = decltype(rows_c)::value;
+          const F32Rows proto[1] = {F32Rows{buf.data()}};
+          gemv_tile<mr, 1>(args, r0, full, proto);
+        });
       }
     }
   });
@@ -158,24 +202,26 @@ void gemm_block(const float* x, const PackedWeight& w, const float* bias, float*
         if (w.dtype == DType::F32 && width == kPanel) {
           panel = reinterpret_cast<const float*>(w.panel(p)) + pc * kPanel;
         } else if (width == kPanel) {
-          with_panel_rows(w, p, [&](auto& rows) { decode_rows(rows, pc, pc + kc, bbuf.data()); });
+          with_reader(w.dtype, [&](auto r) {
+            auto rows = decltype(r)::at(w.panel(p));
+            decode_rows(rows, pc, pc + kc, bbuf.data());
+          });
           panel = bbuf.data();
         } else {
           decode_panel(w, p, pc, kc, bbuf.data());
           panel = bbuf.data();
         }
-        const F32Rows rows{panel};
         const float* bias_p = first && bias ? bias + p * kPanel : nullptr;
         for (int64_t i = 0; i < mc; i += kGemmRows) {
           const int mr = int(std::min<int64_t>(kGemmRows, mc - i));
           float* c = y + (mt0 + i) * N + p * kPanel;
           with_rows<kGemmRows>(mr, [&](auto rows_c) {
             constexpr int r = decltype(rows_c)::value;
-            Acc<r> acc;
-            zero<r>(acc);
-            F32Rows rr = rows;
-            dot_panel<r>(apack.data() + i * kc, rr, 0, kc, acc);
-            store_tile<r>(acc, c, N, width, bias_p, !first || accumulate);
+            Acc<r> acc[1];
+            zero<r>(acc[0]);
+            F32Rows rows[1] = {F32Rows{panel}};
+            dot_panels<r, 1>(apack.data() + i * kc, rows, 0, kc, acc);
+            store_tile<r>(acc[0], c, N, width, bias_p, !first || accumulate);
           });
         }
       }

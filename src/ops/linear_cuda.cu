@@ -1,4 +1,5 @@
-// Linear layers on CUDA through cuBLASLt.
+// Linear layers on CUDA: cuBLASLt for F32 x F32 and BF16 x BF16, the dequantising kernels of
+// linear_dequant_cuda.cu for every other weight/activation pair.
 //
 // y[M, N] = x[M, K] . w[N, K]^T is, in cuBLAS's column-major terms, D (N x M) = op(A) . B with
 // A = w read as a K x N column-major matrix and transposed, B = x read as K x M. Accumulation
@@ -8,6 +9,7 @@
 // Each distinct problem (shapes, dtypes, epilogue, pointer alignment) gets a plan, built once:
 // descriptors plus the algorithm cuBLASLt's heuristic ranks first. Later calls only set the
 // bias pointer and launch, so after a warm-up a call allocates nothing and never synchronises.
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -16,6 +18,8 @@
 #include "ops/convert.h"
 #include "ops/cuda_common.cuh"
 #include "ops/linear.h"
+#include "ops/linear_weight_cuda.h"
+#include "ops/cuda_tuning.h"
 
 namespace falcon::ops::cuda {
 
@@ -72,6 +76,7 @@ struct Plan {
   bool bias_in_epilogue = false;  // false: the bias is added by a separate kernel
 };
 
+LinearTuning g_tuning;
 std::mutex g_plans_mutex;
 std::unordered_map<PlanKey, Plan, PlanKeyHash> g_plans;
 
@@ -152,32 +157,30 @@ __global__ void add_bias_kernel(T* y, const float* bias, int64_t M, int64_t N) {
 
 }  // namespace
 
+void set_linear_tuning(const LinearTuning& t) { g_tuning = t; }
+LinearTuning linear_tuning() { return g_tuning; }
+
 void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate) {
   const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
   if (M == 0 || N == 0) return;
-  if (K == 0) throw Unsupported("linear (cuda): K = 0");
-  if (w.dtype() != DType::BF16 && w.dtype() != DType::F32) {
-    throw Unsupported(std::string("linear (cuda): weights stored as ") + dtype_name(w.dtype()) +
-                      " (prepare them as BF16 or F32)");
-  }
   if (x.dtype() != DType::F32 && x.dtype() != DType::BF16) {
     throw Unsupported(std::string("linear (cuda): activations in ") + dtype_name(x.dtype()));
   }
-  if (x.dtype() == DType::BF16 && w.dtype() == DType::F32) {
-    throw Unsupported("linear (cuda): BF16 activations need BF16 weights (F32 weights are the F32 parity mode)");
+  if (K == 0) {
+    linear_empty_k(bias, y, accumulate);
+    return;
   }
-
-  // F32 activations against BF16 weights: the product runs in bf16 x bf16 -> f32, so the
-  // activations are rounded to bf16 first (into a scratch buffer that stays allocated).
+  // cuBLASLt takes the pairs it computes exactly in f32 accumulation: F32 x F32 and BF16 x BF16.
+  // Everything else (F16/Q8/Q4 weights, F32 activations against BF16 weights, which cuBLASLt
+  // would round to bf16) decodes the weights in registers instead.
+  // Decode-sized products (a few rows) are bandwidth-bound GEMVs, where cuBLASLt's launch
+  // setup and split-K reductions cost more than streaming the weight once.
+  if (x.dtype() != w.dtype() || (w.dtype() == DType::BF16 && M <= std::min(g_tuning.gemv_max_rows, 8))) {
+    linear_dequant(x, w, bias, y, accumulate);
+    return;
+  }
   const void* b_ptr = x.raw();
-  DType b_type = x.dtype();
-  if (x.dtype() == DType::F32 && w.dtype() == DType::BF16) {
-    void* buf = scratch(Scratch::LinearInput, size_t(M * K) * 2);
-    Tensor xb = Tensor::wrap(buf, {M, K}, DType::BF16, Device::CUDA, nullptr);
-    cuda::convert(x, xb);
-    b_ptr = buf;
-    b_type = DType::BF16;
-  }
+  const DType b_type = x.dtype();
 
   int device = 0;
   FALCON_CUDA_CHECK(cudaGetDevice(&device));
@@ -217,11 +220,11 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, boo
 }
 
 Tensor prepare_linear_weight(const Tensor& w, DType dtype) {
-  if (dtype != DType::BF16 && dtype != DType::F32) {
-    throw Unsupported(std::string("prepare_linear_weight (cuda): ") + dtype_name(dtype) +
-                      " storage is not supported yet (BF16 or F32)");
-  }
   if (!is_float(w.dtype())) throw InvalidArgument("prepare_linear_weight: source must be a float tensor");
+  if (dtype == DType::Q8 || dtype == DType::Q4) return prepare_quantized_weight(w, dtype);
+  if (!is_float(dtype)) {
+    throw Unsupported(std::string("prepare_linear_weight (cuda): ") + dtype_name(dtype) + " storage");
+  }
   // Upload as stored, convert on the device: a 0.6B model converts in milliseconds there.
   Tensor src = w.to(Device::CUDA);
   if (w.dtype() == dtype) return src;

@@ -11,15 +11,20 @@
 namespace falcon::ops::cpu {
 
 // Register budget (32 zmm / 16 ymm): MR * kVecs accumulators + kVecs weights + 1 broadcast.
+// kGemvQuantRows: rows per GEMV pass over a Q8/Q4 panel, which keeps a second set of
+// accumulators per block (see dot_panel).
 #if defined(__AVX512F__)
 inline constexpr int kGemmRows = 14;  // 28 accumulators: 2 FMAs per cycle need >= 8 in flight
-inline constexpr int kGemvRows = 8;   // leaves registers for the decode constants (scales)
+inline constexpr int kGemvRows = 8;
+inline constexpr int kGemvQuantRows = 4;
 #elif defined(__AVX2__)
 inline constexpr int kGemmRows = 3;
 inline constexpr int kGemvRows = 2;
+inline constexpr int kGemvQuantRows = 1;
 #else
 inline constexpr int kGemmRows = 2;
 inline constexpr int kGemvRows = 2;
+inline constexpr int kGemvQuantRows = 1;
 #endif
 
 template <int MR>
@@ -44,28 +49,84 @@ inline void fma_row(const float* a, const PanelRow& w, Acc<MR>& acc) {
   }
 }
 
-// acc += a[k0..k1) x panel rows [k0..k1). `a` is packed k-major, a[(k - k0) * MR + m]. Blocked
-// readers need k0, k1 on block boundaries.
-template <int MR, class Rows>
-inline void dot_panel(const float* a, Rows& rows, int64_t k0, int64_t k1, Acc<MR>& acc) {
+// acc[p] += a[k0..k1) x rows of panel p over [k0..k1), for P panels side by side. `a` is packed
+// k-major, a[(k - k0) * MR + m]. Blocked readers need k0, k1 on block boundaries.
+//
+// P > 1 is for few rows: one row has only kVecs accumulators, fewer than the FMA latency needs
+// in flight, so more panels run at once. Each panel's sums keep their order, so a result does
+// not depend on P.
+//
+// Q8/Q4 with few rows (the memory-bound GEMV) sum x * q over a block first and scale once per
+// block, acc += s * sum(x q): this takes the two multiplies by the scale out of every row of
+// weights, which is what keeps the Q4 GEMV at memory speed. More rows would need more registers
+// than there are, and there the FMAs dominate anyway, so they multiply by the scale in the row.
+template <int MR, int P, class Rows>
+inline void dot_panels(const float* a, Rows (&rows)[P], int64_t k0, int64_t k1, Acc<MR> (&acc)[P]) {
   PanelRow w;
-  if constexpr (Rows::kBlocked) {
+  if constexpr (Rows::kBlocked && MR <= kGemvQuantRows) {
     for (int64_t b = k0 / kQuantBlock; b < k1 / kQuantBlock; ++b) {
-      rows.block(b);
+      const float* ab = a + (b * kQuantBlock - k0) * MR;
+      Acc<MR> sum[P];
+#pragma GCC unroll 4
+      for (int p = 0; p < P; ++p) {
+        rows[p].block(b);
+        zero<MR>(sum[p]);
+      }
+#pragma GCC unroll 2
+      for (int k = 0; k < kQuantBlock; ++k) {
+#pragma GCC unroll 4
+        for (int p = 0; p < P; ++p) {
+          rows[p].values(k, w);
+          fma_row<MR>(ab + k * MR, w, sum[p]);
+        }
+      }
+#pragma GCC unroll 4
+      for (int p = 0; p < P; ++p)
+#pragma GCC unroll 16
+        for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+          for (int v = 0; v < kVecs; ++v) acc[p][m][v] = simd::fmadd(sum[p][m][v], rows[p].scales[v], acc[p][m][v]);
+    }
+  } else if constexpr (Rows::kBlocked) {
+    for (int64_t b = k0 / kQuantBlock; b < k1 / kQuantBlock; ++b) {
       const float* ab = a + (b * kQuantBlock - k0) * MR;
 #pragma GCC unroll 4
+      for (int p = 0; p < P; ++p) rows[p].block(b);
+#pragma GCC unroll 4
       for (int k = 0; k < kQuantBlock; ++k) {
-        rows.row(k, w);
-        fma_row<MR>(ab + k * MR, w, acc);
+#pragma GCC unroll 4
+        for (int p = 0; p < P; ++p) {
+          rows[p].row(k, w);
+          fma_row<MR>(ab + k * MR, w, acc[p]);
+        }
       }
     }
   } else {
 #pragma GCC unroll 4
     for (int64_t k = k0; k < k1; ++k) {
-      rows.row(k, w);
-      fma_row<MR>(a + (k - k0) * MR, w, acc);
+#pragma GCC unroll 4
+      for (int p = 0; p < P; ++p) {
+        rows[p].row(k, w);
+        fma_row<MR>(a + (k - k0) * MR, w, acc[p]);
+      }
     }
   }
+}
+
+// Panels per GEMV pass for MR rows: enough accumulator chains to cover the FMA latency (8 on two
+// FMA ports of latency 4), within the register file (the blocked readers keep sums and scales).
+template <int MR, bool kBlocked>
+constexpr int gemv_panels_per_pass() {
+#if defined(__AVX512F__)
+  constexpr int kRegs = 32;
+#else
+  constexpr int kRegs = 16;
+#endif
+  constexpr int chains = MR * kVecs;
+  constexpr int per_panel = chains * (kBlocked ? 2 : 1) + (kBlocked ? kVecs : 0);
+  int p = (8 + chains - 1) / chains;
+  while (p > 1 && p * per_panel + kVecs + 4 > kRegs) --p;
+  return p;
 }
 
 // Writes the MR x width tile at c (row stride ldc): c = acc (+ bias) (+ c when add_c).

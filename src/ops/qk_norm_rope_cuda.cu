@@ -1,6 +1,7 @@
 // The fused attention input stage on CUDA: one block per token; a warp per head task
 // (normalise + rotate a q head, normalise + rotate an expanded k head, or copy a v head).
 #include <string>
+#include <type_traits>
 
 #include "ops/cuda_common.cuh"
 #include "ops/qk_norm_rope.h"
@@ -21,6 +22,43 @@ struct Args {
   int H, K, hd;
   float eps;
 };
+
+// One head in one pass: lane l holds elements [l*EPL, (l+1)*EPL) in registers (EPL = hd/32, even),
+// so the head is read once, normalised, rotated pair by pair and written once.
+template <typename T, int EPL>
+__device__ void norm_rotate_head_regs(const T* src, T* dst, int hd, float eps, const float* cos_t,
+                                      const float* sin_t, const float* cos_g, const float* sin_g, bool spatial) {
+  const int lane = threadIdx.x % 32;
+  const int quarter = hd / 4;
+  float v[EPL];
+  load_f32<T, EPL>(src + lane * EPL, v);
+  float ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < EPL; ++i) ss += v[i] * v[i];
+  ss = warp_sum(ss);
+  const float inv = 1.0f / sqrtf(ss / float(hd) + eps);
+#pragma unroll
+  for (int i = 0; i < EPL / 2; ++i) {
+    const int p = lane * (EPL / 2) + i;
+    const float a = v[2 * i] * inv, b = v[2 * i + 1] * inv;
+    float c = 1.f, sn = 0.f;
+    if (p < quarter) {
+      c = cos_t[p];
+      sn = sin_t[p];
+    } else if (spatial) {
+      c = cos_g[p - quarter];
+      sn = sin_g[p - quarter];
+    }
+    if (p < quarter || spatial) {
+      v[2 * i] = a * c - b * sn;
+      v[2 * i + 1] = a * sn + b * c;
+    } else {
+      v[2 * i] = a;
+      v[2 * i + 1] = b;
+    }
+  }
+  store_f32<T, EPL>(dst + lane * EPL, v);
+}
 
 template <typename T>
 __device__ void norm_rotate_head(const T* src, T* dst, int hd, float eps, const float* cos_t, const float* sin_t,
@@ -54,7 +92,8 @@ __device__ void norm_rotate_head(const T* src, T* dst, int hd, float eps, const 
   }
 }
 
-template <typename T>
+// EPL = hd / 32 for the one-pass path, 0 for the generic two-pass loop (any even hd).
+template <typename T, int EPL>
 __global__ void qk_norm_rope_kernel(const T* qkv, const int32_t* pos_t, const float* pos_hw, const float* golden,
                                     InvFreq inv_freq, Args a, T* q, T* k, T* v) {
   extern __shared__ float tables[];
@@ -68,35 +107,42 @@ __global__ void qk_norm_rope_kernel(const T* qkv, const int32_t* pos_t, const fl
   const float ph = pos_hw[2 * s], pw = pos_hw[2 * s + 1];
   const bool spatial = ph != 0.f || pw != 0.f;
   const float pt = float(pos_t[s]);
-  // Angles rounded to f32 as torch computes them (no fused multiply-add), then cos/sin in
-  // double as the CPU reference does: large positions make the f32 angle itself the error.
-  for (int i = threadIdx.x; i < quarter; i += blockDim.x) {
-    double sn, cs;
-    sincos(double(__fmul_rn(pt, inv_freq.f[i])), &sn, &cs);
-    cos_t[i] = float(cs);
-    sin_t[i] = float(sn);
-  }
+  // Angles rounded to f32 as torch computes them (no fused multiply-add). F32 (parity) takes
+  // cos/sin in double as the CPU reference does; BF16 output cannot see the last ulp of sincosf.
+  const auto cos_sin = [](float angle, float* c, float* sn) {
+    if constexpr (std::is_same_v<T, float>) {
+      double ds, dc;
+      sincos(double(angle), &ds, &dc);
+      *c = float(dc);
+      *sn = float(ds);
+    } else {
+      sincosf(angle, sn, c);
+    }
+  };
+  for (int i = threadIdx.x; i < quarter; i += blockDim.x) cos_sin(__fmul_rn(pt, inv_freq.f[i]), &cos_t[i], &sin_t[i]);
   if (spatial) {
     for (int i = threadIdx.x; i < H * quarter; i += blockDim.x) {
-      const float angle = __fadd_rn(__fmul_rn(ph, golden[2 * i]), __fmul_rn(pw, golden[2 * i + 1]));
-      double sn, cs;
-      sincos(double(angle), &sn, &cs);
-      cos_g[i] = float(cs);
-      sin_g[i] = float(sn);
+      cos_sin(__fadd_rn(__fmul_rn(ph, golden[2 * i]), __fmul_rn(pw, golden[2 * i + 1])), &cos_g[i], &sin_g[i]);
     }
   }
   __syncthreads();
+  const auto head = [&](const T* src, T* dst, int gh) {
+    if constexpr (EPL > 0) {
+      norm_rotate_head_regs<T, EPL>(src, dst, hd, a.eps, cos_t, sin_t, cos_g + gh * quarter, sin_g + gh * quarter,
+                                    spatial);
+    } else {
+      norm_rotate_head(src, dst, hd, a.eps, cos_t, sin_t, cos_g + gh * quarter, sin_g + gh * quarter, spatial);
+    }
+  };
 
   const T* in = qkv + int64_t(s) * (H + 2 * K) * hd;
   const int tasks = 2 * H + K;
   for (int t = threadIdx.x / 32; t < tasks; t += kWarps) {
     if (t < H) {
-      norm_rotate_head(in + t * hd, q + (int64_t(s) * H + t) * hd, hd, a.eps, cos_t, sin_t, cos_g + t * quarter,
-                       sin_g + t * quarter, spatial);
+      head(in + t * hd, q + (int64_t(s) * H + t) * hd, t);
     } else if (t < 2 * H) {
       const int h = t - H;  // expanded k head: normalise kv head h / group, rotate with head h's golden angles
-      norm_rotate_head(in + (H + h / group) * hd, k + (int64_t(s) * H + h) * hd, hd, a.eps, cos_t, sin_t,
-                       cos_g + h * quarter, sin_g + h * quarter, spatial);
+      head(in + (H + h / group) * hd, k + (int64_t(s) * H + h) * hd, h);
     } else {
       const int kh = t - 2 * H;
       const T* src = in + (H + K + kh) * hd;
@@ -119,9 +165,20 @@ void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, 
   const size_t smem = size_t(2 * (hd / 4) * (1 + H)) * sizeof(float);
   dispatch_float(qkv.dtype(), "qk_norm_rope", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    qk_norm_rope_kernel<T><<<unsigned(S), kWarps * 32, smem, stream()>>>(
-        qkv.data<T>(), pos_t.data<int32_t>(), pos_hw.data<float>(), golden.data<float>(), inv, args, q.data<T>(),
-        k.data<T>(), v.data<T>());
+    const auto launch = [&](auto kernel) {
+      kernel<<<unsigned(S), kWarps * 32, smem, stream()>>>(qkv.data<T>(), pos_t.data<int32_t>(), pos_hw.data<float>(),
+                                                          golden.data<float>(), inv, args, q.data<T>(), k.data<T>(),
+                                                          v.data<T>());
+    };
+    // The one-pass path needs each lane's EPL elements aligned for one vector load.
+    const bool al = aligned_to(qkv.raw(), 16) && aligned_to(q.raw(), 16) && aligned_to(k.raw(), 16);
+    if (hd == 128 && al) {
+      launch(qk_norm_rope_kernel<T, 4>);
+    } else if (hd == 64 && al) {
+      launch(qk_norm_rope_kernel<T, 2>);
+    } else {
+      launch(qk_norm_rope_kernel<T, 0>);
+    }
     FALCON_CUDA_CHECK_LAUNCH("qk_norm_rope_kernel");
   });
 }

@@ -18,8 +18,8 @@
 
 namespace falcon::ops {
 
-void window_cross_attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float ratio, float scale,
-                            Tensor& out);
+void window_cross_attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads,
+                            float ratio, float scale, Tensor& out);
 
 // The window of query index i (of n) over a key axis of length m: [begin, end).
 struct KeyWindow {
@@ -28,12 +28,12 @@ struct KeyWindow {
 KeyWindow attention_window(int64_t i, int64_t n, int64_t m, float ratio);
 
 namespace cpu {
-void window_cross_attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float ratio, float scale,
-                            Tensor& out);
+void window_cross_attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads,
+                            float ratio, float scale, Tensor& out);
 }
 namespace cuda {
-void window_cross_attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float ratio, float scale,
-                            Tensor& out);
+void window_cross_attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads,
+                            float ratio, float scale, Tensor& out);
 }
 
 }  // namespace falcon::ops

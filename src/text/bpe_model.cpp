@@ -12,10 +12,6 @@ namespace {
 // Ids above this are refused: the id -> token table is dense.
 constexpr int64_t kMaxTokenId = int64_t(1) << 24;
 
-uint64_t pair_key(int32_t left, int32_t right) {
-  return (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
-}
-
 std::string byte_fallback_token(unsigned char b) {
   static const char* hex = "0123456789ABCDEF";
   return std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">";
@@ -23,8 +19,7 @@ std::string byte_fallback_token(unsigned char b) {
 
 }  // namespace
 
-BpeModel::BpeModel(TokenMap vocab, const std::vector<std::pair<std::string, std::string>>& merges,
-                   BpeOptions options)
+BpeModel::BpeModel(TokenMap vocab, const MergeList& merges, BpeOptions options)
     : vocab_(std::move(vocab)), options_(std::move(options)) {
   int32_t max_id = -1;
   for (const auto& [token, id] : vocab_) {
@@ -46,19 +41,22 @@ BpeModel::BpeModel(TokenMap vocab, const std::vector<std::pair<std::string, std:
   merges_.reserve(merges.size());
   std::string merged;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto& [left, right] = merges[rank];
-    const auto where = [&] { return "merges[" + std::to_string(rank) + "] ('" + left + "', '" + right + "')"; };
+    const std::string_view left = merges[rank].first;
+    const std::string_view right = merges[rank].second;
+    const auto where = [&] {
+      return "merges[" + std::to_string(rank) + "] ('" + std::string(left) + "', '" + std::string(right) + "')";
+    };
     const auto l = token_to_id(left), r = token_to_id(right);
     if (!l || !r) throw InvalidArgument(where() + ": token not in the vocabulary");
     // The right part drops its continuing-subword prefix when glued on.
-    if (right.size() < prefix_len || right.compare(0, prefix_len, options_.continuing_subword_prefix) != 0) {
-      if (prefix_len > 0) throw InvalidArgument(where() + ": right part lacks the continuing_subword_prefix");
+    if (prefix_len > 0 && !right.starts_with(options_.continuing_subword_prefix)) {
+      throw InvalidArgument(where() + ": right part lacks the continuing_subword_prefix");
     }
-    merged.assign(left).append(right, prefix_len, std::string::npos);
+    merged.assign(left).append(right.substr(prefix_len));
     const auto m = token_to_id(merged);
     if (!m) throw InvalidArgument(where() + ": merged token '" + merged + "' not in the vocabulary");
     // A repeated pair keeps its last rank, as in the reference.
-    merges_[pair_key(*l, *r)] = MergeResult{static_cast<uint32_t>(rank), *m};
+    merges_.insert(*l, *r, static_cast<uint32_t>(rank), *m);
   }
 
   if (options_.unk_token) unk_id_ = token_to_id(*options_.unk_token);
@@ -99,7 +97,7 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const JsonField& config) {
 
   const JsonField merges_field = config.at("merges");
   const size_t n = merges_field.array_size();
-  std::vector<std::pair<std::string, std::string>> merges;
+  MergeList merges;  // views into the parsed JSON, which outlives the model's construction
   merges.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     const nlohmann::json& m = merges_field.json()[i];
@@ -111,9 +109,10 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const JsonField& config) {
       if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos) {
         merges_field.at(i).fail("expected \"left right\" with exactly one space");
       }
-      merges.emplace_back(line.substr(0, space), line.substr(space + 1));
+      const std::string_view view = line;
+      merges.emplace_back(view.substr(0, space), view.substr(space + 1));
     } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
+      merges.emplace_back(m[0].get_ref<const std::string&>(), m[1].get_ref<const std::string&>());
     } else {
       merges_field.at(i).fail("expected \"left right\" or [left, right]");
     }
@@ -134,11 +133,6 @@ std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
 const std::string* BpeModel::id_to_token(int32_t id) const {
   if (id < 0 || size_t(id) >= id_to_token_.size()) return nullptr;
   return id_to_token_[size_t(id)];
-}
-
-const BpeModel::MergeResult* BpeModel::find_merge(int32_t left, int32_t right) const {
-  const auto it = merges_.find(pair_key(left, right));
-  return it == merges_.end() ? nullptr : &it->second;
 }
 
 void BpeModel::split_into_symbols(std::string_view piece, std::vector<Symbol>& symbols) const {
@@ -195,8 +189,8 @@ void BpeModel::merge_symbols(std::vector<Symbol>& symbols) const {
   std::vector<Candidate> heap;
   heap.reserve(symbols.size());
   for (size_t i = 0; i + 1 < symbols.size(); ++i) {
-    if (const MergeResult* m = find_merge(symbols[i].id, symbols[i + 1].id)) {
-      heap.push_back({m->rank, int32_t(i), m->new_id});
+    if (const MergeTable::Entry* m = find_merge(symbols[i].id, symbols[i + 1].id)) {
+      heap.push_back({m->rank, int32_t(i), m->merged_id});
     }
   }
   std::make_heap(heap.begin(), heap.end(), worse);
@@ -214,8 +208,8 @@ void BpeModel::merge_symbols(std::vector<Symbol>& symbols) const {
     const int32_t right_pos = left.next;
     const Symbol right = symbols[size_t(right_pos)];
     // Skip entries made stale by earlier merges around this position.
-    const MergeResult* current = find_merge(left.id, right.id);
-    if (!current || current->new_id != top.new_id) continue;
+    const MergeTable::Entry* current = find_merge(left.id, right.id);
+    if (!current || current->merged_id != top.new_id) continue;
 
     left.id = top.new_id;
     left.byte_len += right.byte_len;
@@ -224,13 +218,13 @@ void BpeModel::merge_symbols(std::vector<Symbol>& symbols) const {
     if (right.next >= 0) symbols[size_t(right.next)].prev = top.pos;
 
     if (left.prev >= 0) {
-      if (const MergeResult* m = find_merge(symbols[size_t(left.prev)].id, left.id)) {
-        push({m->rank, left.prev, m->new_id});
+      if (const MergeTable::Entry* m = find_merge(symbols[size_t(left.prev)].id, left.id)) {
+        push({m->rank, left.prev, m->merged_id});
       }
     }
     if (left.next >= 0) {
-      if (const MergeResult* m = find_merge(left.id, symbols[size_t(left.next)].id)) {
-        push({m->rank, top.pos, m->new_id});
+      if (const MergeTable::Entry* m = find_merge(left.id, symbols[size_t(left.next)].id)) {
+        push({m->rank, top.pos, m->merged_id});
       }
     }
   }

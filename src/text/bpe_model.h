@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "text/json_field.h"
+#include "text/merge_table.h"
 
 namespace falcon::text {
 
@@ -36,8 +37,8 @@ class BpeModel {
   // Merges are applied in list order (rank = index). Throws InvalidArgument, naming the entry,
   // when a merge or the unk token refers to a token missing from the vocabulary or two tokens
   // share an id.
-  BpeModel(TokenMap vocab, const std::vector<std::pair<std::string, std::string>>& merges,
-           BpeOptions options);
+  using MergeList = std::vector<std::pair<std::string_view, std::string_view>>;
+  BpeModel(TokenMap vocab, const MergeList& merges, BpeOptions options);
 
   // Reads {"type": "BPE", "vocab": {...}, "merges": [...], ...}; FileError naming the field.
   static std::unique_ptr<BpeModel> from_json(const JsonField& config);
@@ -52,10 +53,6 @@ class BpeModel {
   int32_t max_id() const { return static_cast<int32_t>(id_to_token_.size()) - 1; }
 
  private:
-  struct MergeResult {
-    uint32_t rank;
-    int32_t new_id;
-  };
   struct Symbol {
     int32_t id;
     int32_t prev;
@@ -65,11 +62,11 @@ class BpeModel {
 
   void merge_symbols(std::vector<Symbol>& symbols) const;
   void split_into_symbols(std::string_view piece, std::vector<Symbol>& symbols) const;
-  const MergeResult* find_merge(int32_t left, int32_t right) const;
+  const MergeTable::Entry* find_merge(int32_t left, int32_t right) const { return merges_.find(left, right); }
 
   TokenMap vocab_;
   std::vector<const std::string*> id_to_token_;  // points into vocab_ keys; null for unused ids
-  std::unordered_map<uint64_t, MergeResult> merges_;
+  MergeTable merges_;
   BpeOptions options_;
   std::optional<int32_t> unk_id_;
   int32_t byte_fallback_ids_[256];  // id of <0xNN>, or -1

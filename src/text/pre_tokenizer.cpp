@@ -22,7 +22,9 @@ void split_pieces(std::vector<PreToken>& pieces, Cut&& cut) {
   std::vector<PreToken> out;
   out.reserve(pieces.size());
   for (PreToken& piece : pieces) {
-    for (const Segment& s : cut(piece.text)) {
+    const std::vector<Segment> segments = cut(piece.text);
+    if (out.capacity() < out.size() + segments.size()) out.reserve(2 * (out.size() + segments.size()));
+    for (const Segment& s : segments) {
       if (s.begin == s.end) continue;
       out.push_back({piece.text.substr(s.begin, s.end - s.begin), piece.at_text_start && s.begin == 0});
     }

@@ -27,8 +27,10 @@ std::optional<std::string> TokenStreamDecoder::step(int32_t id) {
   // Text ending in U+FFFD may be a character whose remaining bytes come with the next ids.
   if (full.size() <= prefix_.size() || text::ends_with_replacement_char(full)) return std::nullopt;
   if (full.compare(0, prefix_.size(), prefix_) != 0) {
-    throw InternalError("stream decode: the decoder changed text already emitted ('" + prefix_ +
-                        "' became '" + full + "')");
+    // ByteFallback does this: a run of <0xNN> tokens that is not UTF-8 becomes one U+FFFD per
+    // byte, including bytes already emitted as text.
+    throw InvalidArgument("stream decode: token " + std::to_string(id) + " changes text already emitted ('" +
+                          prefix_ + "' became '" + full + "')");
   }
   std::string new_text = full.substr(prefix_.size());
   // Keep only the ids behind the new text as context for the next step.

@@ -19,7 +19,9 @@ class TokenStreamDecoder {
   explicit TokenStreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false);
 
   // The text that `id` completes, or nullopt while the pending ids end inside a character.
-  // InvalidArgument for an id outside the vocabulary (the decoder state is then unchanged).
+  // InvalidArgument for an id outside the vocabulary (the decoder state is then unchanged), and
+  // when the decoder rewrites text already returned (possible with ByteFallback decoders, whose
+  // non-UTF-8 byte runs become one U+FFFD per byte; never with ByteLevel).
   std::optional<std::string> step(int32_t id);
   // Whatever is still held back (an unfinished character comes out as U+FFFD); then resets.
   std::string finish();

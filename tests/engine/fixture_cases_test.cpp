@@ -21,6 +21,8 @@ struct CaseParam {
   std::string name;
 };
 
+void PrintTo(const CaseParam& p, std::ostream* os) { *os << p.model << "/" << p.name; }
+
 std::vector<CaseParam> all_cases() {
   std::vector<CaseParam> out;
   for (const char* model : {"perception-tiny", "ocr-tiny"}) {
@@ -178,14 +180,15 @@ TEST_P(FixtureCase, MatchesReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Reference, FixtureCase, ::testing::ValuesIn(all_cases()),
-                         [](const ::testing::TestParamInfo<CaseParam>& info) {
-                           std::string n = info.param.model + "_" + info.param.name;
-                           for (char& ch : n) {
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return n;
-                         });
+std::string case_test_name(const ::testing::TestParamInfo<CaseParam>& p) {
+  std::string n = p.param.model + "_" + p.param.name;
+  for (char& ch : n) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return n;
+}
+
+INSTANTIATE_TEST_SUITE_P(Reference, FixtureCase, ::testing::ValuesIn(all_cases()), case_test_name);
 
 }  // namespace
 }  // namespace falcon

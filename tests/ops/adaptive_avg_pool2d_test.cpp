@@ -34,12 +34,14 @@ TEST_P(AdaptiveAvgPool2dTest, MatchesScalarReference) {
   struct Case {
     int64_t c, h, w, oh, ow;
   };
-  for (const Case& cs : {Case{5, 32, 48, 4, 3}, Case{3, 16, 16, 8, 8}, Case{4, 10, 7, 3, 4}, Case{2, 9, 9, 9, 9}}) {
+  for (const Case& cs :
+       {Case{5, 32, 48, 4, 3}, Case{3, 16, 16, 8, 8}, Case{4, 10, 7, 3, 4}, Case{2, 9, 9, 9, 9}}) {
     Tensor x = test::random_tensor({cs.c, cs.h, cs.w}, 7);
     Tensor want = reference(x, cs.oh, cs.ow);
     Tensor out = Tensor::empty(want.shape(), DType::F32, dev);
     ops::adaptive_avg_pool2d(x.to(dev), out);
-    EXPECT_LT(test::rel_l2(test::to_cpu_f32(out), want), 1e-6) << cs.h << "x" << cs.w << " -> " << cs.oh << "x" << cs.ow;
+    EXPECT_LT(test::rel_l2(test::to_cpu_f32(out), want), 1e-6)
+        << cs.h << "x" << cs.w << " -> " << cs.oh << "x" << cs.ow;
   }
 }
 

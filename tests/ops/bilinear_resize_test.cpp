@@ -26,10 +26,13 @@ Tensor reference(const Tensor& x, int64_t oh, int64_t ow) {
       for (int64_t j = 0; j < ow; ++j) {
         const double sx = src(j, w, ow);
         const int64_t x0 = int64_t(sx), x1 = std::min(x0 + 1, w - 1);
-        auto at = [&](int64_t y, int64_t xx) { return double(x.data<float>()[(ch * h + y) * w + xx]); };
+        auto at = [&](int64_t y, int64_t xx) {
+          return double(x.data<float>()[(ch * h + y) * w + xx]);
+        };
         const double ly = sy - double(y0), lx = sx - double(x0);
         out.data<float>()[(ch * oh + i) * ow + j] =
-            float((1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1)));
+            float((1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) +
+                  ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1)));
       }
     }
   }
@@ -41,7 +44,8 @@ TEST_P(BilinearResizeTest, MatchesScalarReference) {
   struct Case {
     int64_t c, h, w, oh, ow;
   };
-  for (const Case& cs : {Case{2, 40, 64, 120, 200}, Case{1, 32, 40, 30, 40}, Case{3, 5, 7, 5, 7}, Case{1, 1, 3, 4, 9}}) {
+  for (const Case& cs : {Case{2, 40, 64, 120, 200}, Case{1, 32, 40, 30, 40}, Case{3, 5, 7, 5, 7},
+                         Case{1, 1, 3, 4, 9}}) {
     Tensor x = test::random_tensor({cs.c, cs.h, cs.w}, 9, -5, 5);
     Tensor want = reference(x, cs.oh, cs.ow);
     Tensor out = Tensor::empty(want.shape(), DType::F32, dev);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "test_support.h"
 
 namespace falcon {
@@ -18,8 +20,24 @@ TEST_P(ChannelAffineTest, ScalesAndShiftsEachChannel) {
   Tensor got = test::to_cpu_f32(xd);
   for (int64_t i = 0; i < x.numel(); ++i) {
     const int64_t c = i / 20;
-    EXPECT_FLOAT_EQ(got.data<float>()[i], x.data<float>()[i] * a.data<float>()[c] + b.data<float>()[c]);
+    EXPECT_FLOAT_EQ(got.data<float>()[i],
+                    x.data<float>()[i] * a.data<float>()[c] + b.data<float>()[c]);
   }
+}
+
+TEST_P(ChannelAffineTest, SiluAfterTheAffineMap) {
+  const Device dev = GetParam();
+  Tensor x = test::random_tensor({3, 40, 50}, 4, -30, 30);  // includes saturated SiLU inputs
+  Tensor a = test::random_tensor({3}, 5), b = test::random_tensor({3}, 6);
+  Tensor out = Tensor::empty(x.shape(), DType::F32, dev);
+  ops::channel_affine(x.to(dev), a.to(dev), b.to(dev), out, /*silu=*/true);
+  Tensor got = test::to_cpu_f32(out), want = Tensor::empty(x.shape(), DType::F32);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const double y =
+        double(x.data<float>()[i]) * a.data<float>()[i / 2000] + b.data<float>()[i / 2000];
+    want.data<float>()[i] = float(y / (1 + std::exp(-y)));
+  }
+  EXPECT_LT(test::rel_l2(got, want), 1e-6);
 }
 
 FALCON_INSTANTIATE_DEVICE_TESTS(ChannelAffineTest);

@@ -17,10 +17,13 @@ Tensor reference(const Tensor& x, const Tensor* w, float eps) {
   Tensor out = Tensor::empty(x.shape(), DType::F32);
   for (int64_t p = 0; p < n; ++p) {
     double ss = 0;
-    for (int64_t ch = 0; ch < c; ++ch) ss += double(x.data<float>()[ch * n + p]) * x.data<float>()[ch * n + p];
-    const double f = w ? 1.0 / std::sqrt(ss / double(c) + eps) : 1.0 / std::max(std::sqrt(ss), double(eps));
+    for (int64_t ch = 0; ch < c; ++ch)
+      ss += double(x.data<float>()[ch * n + p]) * x.data<float>()[ch * n + p];
+    const double f =
+        w ? 1.0 / std::sqrt(ss / double(c) + eps) : 1.0 / std::max(std::sqrt(ss), double(eps));
     for (int64_t ch = 0; ch < c; ++ch) {
-      out.data<float>()[ch * n + p] = float(x.data<float>()[ch * n + p] * f * (w ? w->data<float>()[ch] : 1.f));
+      out.data<float>()[ch * n + p] =
+          float(x.data<float>()[ch * n + p] * f * (w ? w->data<float>()[ch] : 1.f));
     }
   }
   return out;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "test_support.h"
 
 namespace falcon {
@@ -29,7 +31,8 @@ Tensor reference(const Tensor& x, const Tensor& w, const Tensor* bias, int p, op
         for (int64_t i = 0; i < ci; ++i) {
           for (int64_t dy = 0; dy < k; ++dy) {
             for (int64_t dx = 0; dx < k; ++dx) {
-              s += double(w.data<float>()[((o * ci + i) * k + dy) * k + dx]) * pixel(i, y + dy - p, xx + dx - p);
+              s += double(w.data<float>()[((o * ci + i) * k + dy) * k + dx]) *
+                   pixel(i, y + dy - p, xx + dx - p);
             }
           }
         }
@@ -55,8 +58,8 @@ TEST_P(Conv2dTest, MatchesScalarReference) {
       {24, 17, 10, 9, 3, 1, ops::PadMode::Zeros, true},   // conv_segm shape class
       {16, 8, 6, 7, 3, 1, ops::PadMode::Reflect, false},  // aggregation
       {5, 7, 8, 8, 5, 2, ops::PadMode::Zeros, true},
-      {4, 6, 9, 8, 3, 0, ops::PadMode::Zeros, false},     // valid convolution, smaller output
-      {300, 9, 5, 6, 3, 1, ops::PadMode::Zeros, true},    // K = 2700 spans several panels
+      {4, 6, 9, 8, 3, 0, ops::PadMode::Zeros, false},   // valid convolution, smaller output
+      {300, 9, 5, 6, 3, 1, ops::PadMode::Zeros, true},  // K = 2700 spans several panels
   };
   uint64_t seed = 10;
   for (const Case& c : cases) {
@@ -75,7 +78,8 @@ TEST_P(Conv2dTest, MatchesScalarReference) {
     ops::conv2d(xd, wdev, c.bias ? &bd : nullptr, c.pad, c.mode, acc, /*accumulate=*/true);
     Tensor want_acc = want.clone();
     for (int64_t i = 0; i < want.numel(); ++i) want_acc.data<float>()[i] += base.data<float>()[i];
-    EXPECT_LT(test::rel_l2(test::to_cpu_f32(acc), want_acc), 1e-6) << "accumulate ci=" << c.ci << " k=" << c.k;
+    EXPECT_LT(test::rel_l2(test::to_cpu_f32(acc), want_acc), 1e-6)
+        << "accumulate ci=" << c.ci << " k=" << c.k;
   }
 }
 
@@ -89,12 +93,68 @@ TEST_P(Conv2dTest, OneByOneRunsInPlace) {
   EXPECT_LT(test::rel_l2(test::to_cpu_f32(xd), want), 1e-6);
 }
 
+TEST_P(Conv2dTest, FusedInputTransformAndOutputMoments) {
+  // conv(act(x * a + b)) with the moments of the (accumulated) result, against the plain
+  // reference on a transformed input.
+  const Device dev = GetParam();
+  for (const bool silu : {false, true}) {
+    for (const bool accumulate : {false, true}) {
+      Tensor x = test::random_tensor({20, 17, 23}, 51, -3, 3);
+      Tensor w = test::random_tensor({13, 20, 1, 1}, 52);
+      Tensor bias = test::random_tensor({13}, 53, 2, 4);  // offset means
+      Tensor a = test::random_tensor({20}, 54, 0.5, 2), b = test::random_tensor({20}, 55);
+      Tensor xt = x.clone();
+      const int64_t n = 17 * 23;
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        const double y =
+            double(x.data<float>()[i]) * a.data<float>()[i / n] + b.data<float>()[i / n];
+        xt.data<float>()[i] = float(silu ? y / (1 + std::exp(-y)) : y);
+      }
+      Tensor want = reference(xt, w, &bias, 0, ops::PadMode::Zeros);
+      Tensor base = test::random_tensor(want.shape(), 56);
+      if (accumulate) {
+        for (int64_t i = 0; i < want.numel(); ++i) want.data<float>()[i] += base.data<float>()[i];
+      }
+      Tensor out = accumulate ? base.to(dev) : Tensor::empty(want.shape(), DType::F32, dev);
+      Tensor ad = a.to(dev), bd = b.to(dev), moments = Tensor::empty({13, 2}, DType::F32, dev);
+      ops::Conv2dFusion f;
+      f.in_scale = &ad;
+      f.in_shift = &bd;
+      f.in_silu = silu;
+      f.out_moments = &moments;
+      const Tensor bias_d = bias.to(dev);
+      ops::conv2d(x.to(dev), w.to(dev), &bias_d, 0, ops::PadMode::Zeros, out, accumulate, f);
+      EXPECT_LT(test::rel_l2(test::to_cpu_f32(out), want), 1e-6)
+          << "silu=" << silu << " acc=" << accumulate;
+      Tensor m = test::to_cpu_f32(moments);
+      for (int64_t o = 0; o < 13; ++o) {
+        double mean = 0, var = 0;
+        for (int64_t i = 0; i < n; ++i) mean += want.data<float>()[o * n + i];
+        mean /= double(n);
+        for (int64_t i = 0; i < n; ++i) var += std::pow(want.data<float>()[o * n + i] - mean, 2);
+        var /= double(n);
+        EXPECT_NEAR(m.data<float>()[2 * o], mean, 1e-5 * std::fabs(mean) + 1e-6) << o;
+        EXPECT_NEAR(m.data<float>()[2 * o + 1], var, 1e-5 * var) << o;
+      }
+    }
+  }
+  // Fusions are for 1x1 kernels only.
+  Tensor x = Tensor::zeros({2, 4, 4}, DType::F32, dev),
+         w3 = Tensor::zeros({2, 2, 3, 3}, DType::F32, dev);
+  Tensor out = Tensor::zeros({2, 4, 4}, DType::F32, dev),
+         moments = Tensor::zeros({2, 2}, DType::F32, dev);
+  ops::Conv2dFusion f;
+  f.out_moments = &moments;
+  EXPECT_THROW(ops::conv2d(x, w3, nullptr, 1, ops::PadMode::Zeros, out, false, f), InvalidArgument);
+}
+
 TEST_P(Conv2dTest, RejectsBadArguments) {
   const Device dev = GetParam();
   Tensor x = Tensor::zeros({4, 5, 5}, DType::F32, dev);
   Tensor w = Tensor::zeros({2, 3, 3, 3}, DType::F32, dev);
   Tensor out = Tensor::zeros({2, 5, 5}, DType::F32, dev);
-  EXPECT_THROW(ops::conv2d(x, w, nullptr, 1, ops::PadMode::Zeros, out), InvalidArgument);  // Ci mismatch
+  EXPECT_THROW(ops::conv2d(x, w, nullptr, 1, ops::PadMode::Zeros, out),
+               InvalidArgument);  // Ci mismatch
   Tensor w4 = Tensor::zeros({2, 4, 3, 3}, DType::F32, dev);
   Tensor bad_out = Tensor::zeros({2, 4, 4}, DType::F32, dev);
   EXPECT_THROW(ops::conv2d(x, w4, nullptr, 1, ops::PadMode::Zeros, bad_out), InvalidArgument);

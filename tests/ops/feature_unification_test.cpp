@@ -16,7 +16,8 @@ class FeatureUnificationTest : public ::testing::TestWithParam<Device> {};
 // with every kernel, divided by the in-image tap count, viewed as [O, c], softmax over O,
 // mean over c.
 Tensor reference(const Tensor& x, const Tensor& basis) {
-  const int64_t c = x.dim(0), h = x.dim(1), w = x.dim(2), no = basis.dim(0), k = basis.dim(2), p = k / 2;
+  const int64_t c = x.dim(0), h = x.dim(1), w = x.dim(2), no = basis.dim(0), k = basis.dim(2),
+                p = k / 2;
   Tensor out = Tensor::empty({no, h, w}, DType::F32);
   std::vector<double> y(static_cast<size_t>(c * no));
   for (int64_t r = 0; r < h; ++r) {
@@ -30,7 +31,8 @@ Tensor reference(const Tensor& x, const Tensor& basis) {
               const int64_t sy = r + dy - p, sx = col + dx - p;
               if (sy < 0 || sy >= h || sx < 0 || sx >= w) continue;
               ++taps;
-              s += double(basis.data<float>()[(o * k + dy) * k + dx]) * x.data<float>()[(g * h + sy) * w + sx];
+              s += double(basis.data<float>()[(o * k + dy) * k + dx]) *
+                   x.data<float>()[(g * h + sy) * w + sx];
             }
           }
           y[size_t(g * no + o)] = s / double(taps);
@@ -54,13 +56,15 @@ Tensor reference(const Tensor& x, const Tensor& basis) {
 TEST_P(FeatureUnificationTest, MatchesScalarReference) {
   const Device dev = GetParam();
   // c = 6 with O = 16 makes the [O, c] reinterpretation differ from a transpose.
-  for (const auto& [c, o, k] : {std::tuple<int64_t, int64_t, int64_t>{6, 16, 5}, {3, 8, 3}, {40, 8, 5}}) {
+  for (const auto& [c, o, k] :
+       {std::tuple<int64_t, int64_t, int64_t>{6, 16, 5}, {3, 8, 3}, {40, 8, 5}}) {
     Tensor x = test::random_tensor({c, 7, 9}, 21, -2, 2);
     Tensor basis = test::random_tensor({o, 1, k, k}, 22, -1, 1);
     Tensor want = reference(x, basis);
     Tensor out = Tensor::empty(want.shape(), DType::F32, dev);
     ops::feature_unification(x.to(dev), basis.to(dev), out);
-    EXPECT_LT(test::rel_l2(test::to_cpu_f32(out), want), 1e-6) << "c=" << c << " O=" << o << " k=" << k;
+    EXPECT_LT(test::rel_l2(test::to_cpu_f32(out), want), 1e-6)
+        << "c=" << c << " O=" << o << " k=" << k;
   }
 }
 

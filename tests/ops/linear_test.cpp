@@ -281,6 +281,24 @@ TEST(LinearCpu, SameBitsForAnyThreadCount) {
   }
 }
 
+// Batched decode: a request's logits must not depend on which other requests share its step.
+TEST(LinearCpu, DecodeRowsDoNotDependOnTheBatch) {
+  const int64_t n = 100, k = 256, batch = 16;
+  Tensor x = test::random_tensor({batch, k}, 61);
+  Tensor w32 = test::random_tensor({n, k}, 62);
+  for (const DType dt : kWeightDtypes) {
+    SCOPED_TRACE(dtype_name(dt));
+    Tensor w = ops::prepare_linear_weight(w32, dt, Device::CPU);
+    Tensor all = Tensor::empty({batch, n}, DType::F32);
+    ops::linear(x, w, nullptr, all, false);
+    for (const int64_t r : {0, 5, 15}) {
+      Tensor one = Tensor::empty({1, n}, DType::F32);
+      ops::linear(x.rows(r, r + 1), w, nullptr, one, false);
+      EXPECT_EQ(test::max_abs_diff(one, all.rows(r, r + 1)), 0.0) << "row " << r;
+    }
+  }
+}
+
 TEST(LinearCpu, RefusesToQuantizeNonFiniteWeights) {
   Tensor w = test::random_tensor({40, 64}, 51);
   w.data<float>()[37 * 64 + 5] = std::numeric_limits<float>::quiet_NaN();

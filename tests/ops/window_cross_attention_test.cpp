@@ -14,7 +14,8 @@ class WindowCrossAttentionTest : public ::testing::TestWithParam<Device> {};
 
 // Dense reference: every query against every key, with the window as a mask (the
 // reference's mask_mod), softmax in double.
-Tensor reference(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float ratio, float scale) {
+Tensor reference(const Tensor& q, const Tensor& k, const Tensor& v, int heads, float ratio,
+                 float scale) {
   const int64_t H = q.dim(1), W = q.dim(2), h = k.dim(1), w = k.dim(2);
   const int64_t dq = q.dim(0) / heads, dv = v.dim(0) / heads;
   Tensor out = Tensor::empty({v.dim(0), H, W}, DType::F32);
@@ -22,7 +23,8 @@ Tensor reference(const Tensor& q, const Tensor& k, const Tensor& v, int heads, f
   for (int hd = 0; hd < heads; ++hd) {
     for (int64_t y = 0; y < H; ++y) {
       for (int64_t x = 0; x < W; ++x) {
-        const ops::KeyWindow wr = ops::attention_window(y, H, h, ratio), wc = ops::attention_window(x, W, w, ratio);
+        const ops::KeyWindow wr = ops::attention_window(y, H, h, ratio),
+                             wc = ops::attention_window(x, W, w, ratio);
         double mx = -1e300;
         for (int64_t j = 0; j < h * w; ++j) {
           const int64_t kr = j / w, kc = j % w;
@@ -32,7 +34,8 @@ Tensor reference(const Tensor& q, const Tensor& k, const Tensor& v, int heads, f
           }
           double dot = 0;
           for (int64_t d = 0; d < dq; ++d) {
-            dot += double(q.data<float>()[((hd * dq + d) * H + y) * W + x]) * k.data<float>()[(hd * dq + d) * h * w + j];
+            dot += double(q.data<float>()[((hd * dq + d) * H + y) * W + x]) *
+                   k.data<float>()[(hd * dq + d) * h * w + j];
           }
           s[size_t(j)] = dot * scale;
           mx = std::max(mx, s[size_t(j)]);
@@ -41,7 +44,8 @@ Tensor reference(const Tensor& q, const Tensor& k, const Tensor& v, int heads, f
         for (double& e : s) sum += (e = std::exp(e - mx));
         for (int64_t e = 0; e < dv; ++e) {
           double o = 0;
-          for (int64_t j = 0; j < h * w; ++j) o += s[size_t(j)] * v.data<float>()[(hd * dv + e) * h * w + j];
+          for (int64_t j = 0; j < h * w; ++j)
+            o += s[size_t(j)] * v.data<float>()[(hd * dv + e) * h * w + j];
           out.data<float>()[((hd * dv + e) * H + y) * W + x] = float(o / sum);
         }
       }
@@ -57,7 +61,8 @@ TEST_P(WindowCrossAttentionTest, MatchesDenseMaskedReference) {
     int64_t dq, dv, H, W, h, w;
   };
   // AnyUp's geometry (8x upsampling, square) and ragged ones (tiles cut by the grid edge).
-  for (const Case& c : {Case{4, 8, 4, 64, 64, 8, 8}, Case{2, 16, 8, 40, 27, 6, 5}, Case{1, 4, 33, 9, 70, 3, 11}}) {
+  for (const Case& c :
+       {Case{4, 8, 4, 64, 64, 8, 8}, Case{2, 16, 8, 40, 27, 6, 5}, Case{1, 4, 33, 9, 70, 3, 11}}) {
     Tensor q = test::random_tensor({c.heads * c.dq, c.H, c.W}, 31, -2, 2);
     Tensor k = test::random_tensor({c.heads * c.dq, c.h, c.w}, 32, -2, 2);
     Tensor v = test::random_tensor({c.heads * c.dv, c.h, c.w}, 33);
@@ -65,7 +70,8 @@ TEST_P(WindowCrossAttentionTest, MatchesDenseMaskedReference) {
     Tensor want = reference(q, k, v, c.heads, 0.1f, scale);
     Tensor out = Tensor::empty(want.shape(), DType::F32, dev);
     ops::window_cross_attention(q.to(dev), k.to(dev), v.to(dev), c.heads, 0.1f, scale, out);
-    EXPECT_LT(test::rel_l2(test::to_cpu_f32(out), want), 1e-6) << c.H << "x" << c.W << " <- " << c.h << "x" << c.w;
+    EXPECT_LT(test::rel_l2(test::to_cpu_f32(out), want), 1e-6)
+        << c.H << "x" << c.W << " <- " << c.h << "x" << c.w;
   }
 }
 

@@ -1,0 +1,318 @@
+// Linear layers whose weights cuBLASLt cannot read directly, or not at f32 accuracy: F16, Q8 and
+// Q4 weights, and F32 activations against BF16 weights. Weights are decoded to f32 in registers
+// and every product and sum is an f32 FMA, so the result is the exact-weights product to f32
+// rounding. Layout: linear_weight_cuda.h.
+#include <atomic>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/memory.h"
+#include "core/parallel.h"
+#include "ops/cuda_common.cuh"
+#include "ops/linear_weight_cuda.h"
+#include "ops/quantize.h"
+
+namespace falcon::ops::cuda {
+
+namespace {
+
+// ---- weight readers: VEC consecutive k of row n as f32 -----------------------------------
+
+template <typename T>
+struct PlainWeight {
+  const T* p;
+  int64_t K;
+  template <int VEC>
+  __device__ __forceinline__ void load(int64_t n, int64_t k, float (&o)[VEC]) const {
+    load_f32<T, VEC>(p + n * K + k, o);
+  }
+};
+
+struct Q8Weight {
+  const int8_t* q;
+  const float* scales;
+  int64_t K;
+  template <int VEC>
+  __device__ __forceinline__ void load(int64_t n, int64_t k, float (&o)[VEC]) const {
+    static_assert(VEC == 8 || VEC == 1, "Q8 reads 8 values or 1");
+    const float s = scales[n * (K / 32) + k / 32];
+    if constexpr (VEC == 8) {
+      const int2 raw = *reinterpret_cast<const int2*>(q + n * K + k);
+      const int words[2] = {raw.x, raw.y};
+#pragma unroll
+      for (int i = 0; i < 8; ++i) o[i] = float(int8_t(words[i / 4] >> (8 * (i % 4)))) * s;
+    } else {
+      o[0] = float(q[n * K + k]) * s;
+    }
+  }
+};
+
+struct Q4Weight {
+  const uint8_t* q;
+  const float* scales;
+  int64_t K;
+  template <int VEC>
+  __device__ __forceinline__ void load(int64_t n, int64_t k, float (&o)[VEC]) const {
+    static_assert(VEC == 8 || VEC == 1, "Q4 reads 8 values or 1");
+    const float s = scales[n * (K / 32) + k / 32];
+    if constexpr (VEC == 8) {
+      const uint32_t raw = *reinterpret_cast<const uint32_t*>(q + (n * K + k) / 2);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) o[i] = float(int((raw >> (4 * i)) & 15u) - 8) * s;
+    } else {
+      const uint8_t b = q[(n * K + k) / 2];
+      o[0] = float(int((k % 2 ? b >> 4 : b) & 15) - 8) * s;
+    }
+  }
+};
+
+__device__ __forceinline__ float epilogue(float v, const float* bias, int64_t n, float old, bool accumulate) {
+  if (bias) v += bias[n];
+  return accumulate ? v + old : v;
+}
+
+// ---- GEMV: up to 8 rows of x; one warp per output column n ---------------------------------
+
+constexpr int kGemvMaxRows = 8;
+constexpr int kGemvWarps = 8;
+
+template <typename TX, typename W, int VEC>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const TX* x, W w, const float* bias, TX* y, int M,
+                                                              int64_t N, int64_t K, bool accumulate) {
+  const int64_t n = int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
+  if (n >= N) return;
+  const int lane = threadIdx.x % 32;
+  float s[kGemvMaxRows];
+#pragma unroll
+  for (int m = 0; m < kGemvMaxRows; ++m) s[m] = 0.f;
+#pragma unroll 4
+  for (int64_t k = int64_t(lane) * VEC; k < K; k += 32 * VEC) {
+    float wv[VEC];
+    w.template load<VEC>(n, k, wv);
+#pragma unroll
+    for (int m = 0; m < kGemvMaxRows; ++m) {
+      if (m < M) {
+        float xv[VEC];
+        load_f32<TX, VEC>(x + m * K + k, xv);
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) s[m] = fmaf(wv[i], xv[i], s[m]);
+      }
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < kGemvMaxRows; ++m) {
+    if (m < M) {
+      const float v = warp_sum(s[m]);
+      if (lane == 0) {
+        TX* o = y + m * N + n;
+        *o = from_f32<TX>(epilogue(v, bias, n, accumulate ? to_f32(*o) : 0.f, accumulate));
+      }
+    }
+  }
+}
+
+// ---- tiled SIMT GEMM: 64 x 64 outputs per block, 4 x 4 per thread, k in steps of 32 ---------
+
+constexpr int kTile = 64, kTileK = 32;
+
+template <typename TX, typename W, int VEC>
+__global__ void __launch_bounds__(256) gemm_kernel(const TX* x, W w, const float* bias, TX* y, int64_t M, int64_t N,
+                                                   int64_t K, bool accumulate) {
+  // k-major tiles so that the inner loop reads 4 rows / 4 columns as one float4 each.
+  __shared__ __align__(16) float xs[kTileK][kTile + 4];
+  __shared__ __align__(16) float ws[kTileK][kTile + 4];
+  const int64_t m0 = int64_t(blockIdx.y) * kTile, n0 = int64_t(blockIdx.x) * kTile;
+  const int tid = threadIdx.x;
+  const int lr = tid / 4, lk = (tid % 4) * 8;  // this thread loads row lr, k lk .. lk+7 of each tile
+  const int ty = tid / 16, tx = tid % 16;
+  float c[4][4] = {};
+  for (int64_t k0 = 0; k0 < K; k0 += kTileK) {
+    float xv[8], wv[8];
+    const int64_t k = k0 + lk;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) xv[i] = wv[i] = 0.f;
+    if constexpr (VEC == 8) {
+      if (k < K) {  // K % 8 == 0 on this path, so all 8 are inside
+        if (m0 + lr < M) load_f32<TX, 8>(x + (m0 + lr) * K + k, xv);
+        if (n0 + lr < N) w.template load<8>(n0 + lr, k, wv);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        if (k + i < K) {
+          float one[1];
+          if (m0 + lr < M) {
+            load_f32<TX, 1>(x + (m0 + lr) * K + k + i, one);
+            xv[i] = one[0];
+          }
+          if (n0 + lr < N) {
+            w.template load<1>(n0 + lr, k + i, one);
+            wv[i] = one[0];
+          }
+        }
+      }
+    }
+    __syncthreads();  // the previous step's reads are done
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      xs[lk + i][lr] = xv[i];
+      ws[lk + i][lr] = wv[i];
+    }
+    __syncthreads();
+#pragma unroll 8
+    for (int kk = 0; kk < kTileK; ++kk) {
+      const float4 a = *reinterpret_cast<const float4*>(&xs[kk][ty * 4]);
+      const float4 b = *reinterpret_cast<const float4*>(&ws[kk][tx * 4]);
+      const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) c[i][j] = fmaf(av[i], bv[j], c[i][j]);
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t m = m0 + ty * 4 + i;
+    if (m >= M) continue;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t n = n0 + tx * 4 + j;
+      if (n >= N) continue;
+      TX* o = y + m * N + n;
+      *o = from_f32<TX>(epilogue(c[i][j], bias, n, accumulate ? to_f32(*o) : 0.f, accumulate));
+    }
+  }
+}
+
+template <typename TX, typename W>
+void launch(const Tensor& x, W w, const float* bias, Tensor& y, bool accumulate, bool vec) {
+  const int64_t M = x.dim(0), K = x.dim(1), N = y.dim(1);
+  const TX* xp = x.data<TX>();
+  TX* yp = y.data<TX>();
+  if (M <= kGemvMaxRows) {
+    const unsigned blocks = unsigned((N + kGemvWarps - 1) / kGemvWarps);
+    if (vec) {
+      gemv_kernel<TX, W, 8><<<blocks, kGemvWarps * 32, 0, stream()>>>(xp, w, bias, yp, int(M), N, K, accumulate);
+    } else {
+      gemv_kernel<TX, W, 1><<<blocks, kGemvWarps * 32, 0, stream()>>>(xp, w, bias, yp, int(M), N, K, accumulate);
+    }
+    FALCON_CUDA_CHECK_LAUNCH("gemv_kernel");
+    return;
+  }
+  if ((M + kTile - 1) / kTile > 65535) throw Unsupported("linear (cuda): more than 4M rows");
+  const dim3 grid(unsigned((N + kTile - 1) / kTile), unsigned((M + kTile - 1) / kTile));
+  if (vec) {
+    gemm_kernel<TX, W, 8><<<grid, 256, 0, stream()>>>(xp, w, bias, yp, M, N, K, accumulate);
+  } else {
+    gemm_kernel<TX, W, 1><<<grid, 256, 0, stream()>>>(xp, w, bias, yp, M, N, K, accumulate);
+  }
+  FALCON_CUDA_CHECK_LAUNCH("gemm_kernel");
+}
+
+template <typename TX>
+void run(const Tensor& x, const Tensor& w, const float* bias, Tensor& y, bool accumulate) {
+  const int64_t N = w.dim(0), K = w.dim(1);
+  // 8-wide loads need K % 8 == 0 and 16-byte aligned rows of x (and of plain weights).
+  const bool vec = K % 8 == 0 && aligned_to(x.raw(), 16) && aligned_to(w.raw(), 16);
+  switch (w.dtype()) {
+    case DType::F32: launch<TX>(x, PlainWeight<float>{w.data<float>(), K}, bias, y, accumulate, vec); break;
+    case DType::BF16:
+      launch<TX>(x, PlainWeight<__nv_bfloat16>{w.data<__nv_bfloat16>(), K}, bias, y, accumulate, vec);
+      break;
+    case DType::F16: launch<TX>(x, PlainWeight<__half>{w.data<__half>(), K}, bias, y, accumulate, vec); break;
+    case DType::Q8: {
+      const auto* q = w.data<int8_t>();
+      const auto* s = reinterpret_cast<const float*>(q + N * K);
+      launch<TX>(x, Q8Weight{q, s, K}, bias, y, accumulate, vec);
+      break;
+    }
+    case DType::Q4: {
+      const auto* q = w.data<uint8_t>();
+      const auto* s = reinterpret_cast<const float*>(q + N * K / 2);
+      launch<TX>(x, Q4Weight{q, s, K}, bias, y, accumulate, vec);
+      break;
+    }
+    default: throw Unsupported(std::string("linear (cuda): weight dtype ") + dtype_name(w.dtype()));
+  }
+}
+
+template <typename T>
+__global__ void empty_k_kernel(const float* bias, T* y, int64_t M, int64_t N, bool accumulate) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < M * N; i += int64_t(gridDim.x) * blockDim.x) {
+    y[i] = from_f32<T>(epilogue(0.f, bias, i % N, accumulate ? to_f32(y[i]) : 0.f, accumulate));
+  }
+}
+
+}  // namespace
+
+void linear_dequant(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate) {
+  const float* b = bias ? bias->data<float>() : nullptr;
+  if (x.dtype() == DType::F32) {
+    run<float>(x, w, b, y, accumulate);
+  } else if (x.dtype() == DType::BF16) {
+    run<__nv_bfloat16>(x, w, b, y, accumulate);
+  } else {
+    throw Unsupported(std::string("linear (cuda): activations in ") + dtype_name(x.dtype()));
+  }
+}
+
+void linear_empty_k(const Tensor* bias, Tensor& y, bool accumulate) {
+  const int64_t M = y.dim(0), N = y.dim(1);
+  dispatch_float(y.dtype(), "linear", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    empty_k_kernel<T><<<grid_for(M * N, 256), 256, 0, stream()>>>(bias ? bias->data<float>() : nullptr,
+                                                                  y.data<T>(), M, N, accumulate);
+    FALCON_CUDA_CHECK_LAUNCH("empty_k_kernel");
+  });
+}
+
+Tensor prepare_quantized_weight(const Tensor& w, DType dtype) {
+  const int64_t N = w.dim(0), K = w.dim(1);
+  // The quantised values come from quantize.h on the host: the numbers every backend shares.
+  Tensor wf = w;
+  if (w.dtype() != DType::F32) {
+    wf = Tensor::empty(w.shape(), DType::F32);
+    for (int64_t i = 0; i < w.numel(); ++i) {
+      const uint16_t v = w.data<uint16_t>()[i];
+      wf.data<float>()[i] = w.dtype() == DType::BF16 ? bf16_to_f32(v) : f16_to_f32(v);
+    }
+  }
+  const bool q8 = dtype == DType::Q8;
+  const int64_t blocks = K / kQuantBlock;
+  const size_t value_bytes = q8 ? size_t(N * K) : size_t(N * K / 2);
+  std::vector<uint8_t> host(size_t(N) * row_bytes(dtype, K));
+  auto* scales = reinterpret_cast<float*>(host.data() + value_bytes);
+  std::atomic<bool> finite{true};
+  parallel_for(N, 16, [&](int64_t r0, int64_t r1) {
+    int8_t q[kQuantBlock];
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t b = 0; b < blocks; ++b) {
+        const float* src = wf.data<float>() + r * K + b * kQuantBlock;
+        for (int i = 0; i < kQuantBlock; ++i) {
+          if (!std::isfinite(src[i])) finite = false;
+        }
+        const float s = q8 ? quantize_block_q8(src, q) : quantize_block_q4(src, q);
+        scales[r * blocks + b] = s;
+        for (int i = 0; i < kQuantBlock; ++i) {
+          const int64_t k = b * kQuantBlock + i;
+          if (q8) {
+            host[size_t(r * K + k)] = uint8_t(q[i]);
+          } else {
+            uint8_t& byte = host[size_t((r * K + k) / 2)];
+            const uint8_t u = uint8_t(q[i] + 8);
+            byte = k % 2 ? uint8_t((byte & 0x0f) | (u << 4)) : uint8_t((byte & 0xf0) | u);
+          }
+        }
+      }
+    }
+  });
+  if (!finite) throw InvalidArgument(std::string("prepare_linear_weight: cannot quantise non-finite weights to ") +
+                                     dtype_name(dtype));
+  Tensor out = Tensor::empty({N, K}, dtype, Device::CUDA);
+  copy_bytes(out.raw(), Device::CUDA, host.data(), Device::CPU, host.size());
+  return out;
+}
+
+}  // namespace falcon::ops::cuda

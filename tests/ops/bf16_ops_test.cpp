@@ -1,0 +1,176 @@
+// The forward-pass ops with BF16 activations (the CUDA default), checked against the CPU's F32
+// result on the same bf16-rounded inputs: relative L2 within 1e-2 (bf16 keeps 8 bits, ~4e-3 a
+// rounding). Only devices that compute in BF16 run them (CUDA).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "ops/activation.h"
+#include "ops/argmax.h"
+#include "ops/convert.h"
+#include "ops/embedding.h"
+#include "ops/linear.h"
+#include "ops/qk_norm_rope.h"
+#include "ops/rms_norm.h"
+#include "test_support.h"
+
+namespace falcon {
+namespace {
+
+constexpr double kTol = 1e-2;
+
+class Bf16OpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!device_available(Device::CUDA)) GTEST_SKIP() << "no CUDA device";
+  }
+  static constexpr Device dev = Device::CUDA;
+};
+
+// Relative L2 error, also printed for docs/cuda.md.
+double err(const char* what, const Tensor& got_device, const Tensor& want) {
+  const double e = test::rel_l2(test::to_cpu_f32(got_device), want);
+  std::printf("[ error    ] %s: rel_l2 %.2e\n", what, e);
+  return e;
+}
+
+Tensor rounded(const Tensor& x) { return test::to_cpu_f32(test::convert(x, DType::BF16, Device::CPU)); }
+Tensor to_bf16(const Tensor& cpu_f32) { return test::convert(cpu_f32, DType::BF16, Device::CUDA); }
+
+TEST_F(Bf16OpsTest, RmsNorm) {
+  for (const auto& [rows, n] : {std::pair<int64_t, int64_t>{37, 1024}, {1, 768}, {5, 30}}) {
+    Tensor x = rounded(test::random_tensor({rows, n}, 1, -3, 3));
+    Tensor w = test::random_tensor({n}, 2, 0.5, 1.5);
+    for (const bool with_w : {false, true}) {
+      Tensor want = Tensor::empty({rows, n}, DType::F32);
+      ops::rms_norm(x, with_w ? &w : nullptr, 1e-5f, want);
+      Tensor xd = to_bf16(x), wd = w.to(dev), out = Tensor::empty({rows, n}, DType::BF16, dev);
+      ops::rms_norm(xd, with_w ? &wd : nullptr, 1e-5f, out);
+      EXPECT_LT(err(("rms_norm bf16 " + std::to_string(rows) + "x" + std::to_string(n)).c_str(), out, want), kTol)
+          << rows << "x" << n << " weight=" << with_w;
+      ops::rms_norm(xd, with_w ? &wd : nullptr, 1e-5f, xd);  // in place
+      EXPECT_LT(test::rel_l2(test::to_cpu_f32(xd), want), kTol) << "in place";
+    }
+  }
+}
+
+TEST_F(Bf16OpsTest, QkNormRope) {
+  for (const int64_t hd : {128, 64}) {
+    const int64_t S = 50, H = 16, K = 8;
+    Tensor qkv = rounded(test::random_tensor({S, (H + 2 * K) * hd}, 3, -2, 2));
+    Tensor golden = test::random_tensor({H, hd / 4, 2}, 4, -3, 3);
+    Tensor pos_t = Tensor::empty({S}, DType::I32), pos_hw = Tensor::zeros({S, 2}, DType::F32);
+    for (int64_t s = 0; s < S; ++s) {
+      pos_t.data<int32_t>()[s] = int32_t(s < 5 ? s : 5) + (s > 40 ? int32_t(s) * 50 : 0);
+      if (s >= 5 && s <= 40) {
+        pos_hw.data<float>()[2 * s] = -1.f + 0.05f * float(s - 5);
+        pos_hw.data<float>()[2 * s + 1] = 0.7f - 0.03f * float(s - 5);
+      }
+    }
+    Tensor wq = Tensor::empty({S, H, hd}, DType::F32), wk = Tensor::empty({S, H, hd}, DType::F32);
+    Tensor wv = Tensor::empty({S, K, hd}, DType::F32);
+    ops::qk_norm_rope(qkv, pos_t, pos_hw, golden, 10000.f, 1.1920929e-7f, wq, wk, wv);
+    Tensor q = Tensor::empty({S, H, hd}, DType::BF16, dev), k = Tensor::empty({S, H, hd}, DType::BF16, dev);
+    Tensor v = Tensor::empty({S, K, hd}, DType::BF16, dev);
+    ops::qk_norm_rope(to_bf16(qkv), pos_t.to(dev), pos_hw.to(dev), golden.to(dev), 10000.f, 1.1920929e-7f, q, k, v);
+    EXPECT_LT(err(("qk_norm_rope bf16 q hd=" + std::to_string(hd)).c_str(), q, wq), kTol) << "hd=" << hd;
+    EXPECT_LT(err(("qk_norm_rope bf16 k hd=" + std::to_string(hd)).c_str(), k, wk), kTol) << "hd=" << hd;
+    EXPECT_EQ(test::max_abs_diff(test::to_cpu_f32(v), wv), 0.0) << "hd=" << hd;
+  }
+}
+
+TEST_F(Bf16OpsTest, SquaredReluAndGate) {
+  Tensor a = rounded(test::random_tensor({33, 2 * 3072}, 5, -20, 20));  // squares reach 400 * 20
+  Tensor want = Tensor::empty({33, 3072}, DType::F32);
+  ops::squared_relu_gate(a, want);
+  Tensor out = Tensor::empty({33, 3072}, DType::BF16, dev);
+  ops::squared_relu_gate(to_bf16(a), out);
+  EXPECT_LT(err("squared_relu_gate bf16", out, want), kTol);
+
+  Tensor x = rounded(test::random_tensor({7, 301}, 6, -300, 300));  // odd size: the scalar path
+  Tensor want2 = Tensor::empty({7, 301}, DType::F32);
+  ops::squared_relu(x, want2);
+  Tensor xd = to_bf16(x);
+  ops::squared_relu(xd, xd);
+  EXPECT_LT(err("squared_relu bf16", xd, want2), kTol);
+}
+
+TEST_F(Bf16OpsTest, AddConvertEmbeddingArgmax) {
+  Tensor a = rounded(test::random_tensor({64, 1024}, 7)), b = rounded(test::random_tensor({64, 1024}, 8));
+  Tensor sum = to_bf16(a);
+  ops::add(sum, to_bf16(b), sum);
+  Tensor got = test::to_cpu_f32(sum);
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    ASSERT_EQ(got.data<float>()[i], bf16_to_f32(f32_to_bf16(a.data<float>()[i] + b.data<float>()[i]))) << i;
+  }
+
+  Tensor x = test::random_tensor({3, 333}, 9, -70000, 70000);
+  Tensor h = Tensor::empty({3, 333}, DType::F16, dev), back = Tensor::empty({3, 333}, DType::F32, dev);
+  ops::convert(x.to(dev), h);
+  ops::convert(h, back);
+  Tensor hb = back.to(Device::CPU);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    ASSERT_EQ(hb.data<float>()[i], f16_to_f32(f32_to_f16(x.data<float>()[i]))) << i;  // inf beyond 65504
+  }
+
+  Tensor table = test::random_tensor({100, 64}, 10);
+  Tensor ids = Tensor::empty({3}, DType::I32);
+  ids.data<int32_t>()[0] = 99;
+  ids.data<int32_t>()[1] = 0;
+  ids.data<int32_t>()[2] = 42;
+  Tensor emb = Tensor::empty({3, 64}, DType::BF16, dev);
+  ops::embedding(table.to(dev), ids.to(dev), emb);
+  Tensor e = test::to_cpu_f32(emb);
+  for (int64_t s = 0; s < 3; ++s) {
+    for (int64_t j = 0; j < 64; ++j) {
+      ASSERT_EQ(e.data<float>()[s * 64 + j], bf16_to_f32(f32_to_bf16(table.data<float>()[ids.data<int32_t>()[s] * 64 + j])));
+    }
+  }
+
+  Tensor logits = test::random_tensor({3, 65536}, 11, -5, 5);
+  logits.data<float>()[12345] = 9.f;
+  logits.data<float>()[65536 + 65535] = 9.f;
+  logits.data<float>()[2 * 65536 + 7] = 9.f;
+  logits.data<float>()[2 * 65536 + 8] = 9.f;  // tie: the first wins
+  Tensor idx = Tensor::empty({3}, DType::I32, dev);
+  ops::argmax(to_bf16(logits), idx);
+  Tensor ih = idx.to(Device::CPU);
+  EXPECT_EQ(ih.data<int32_t>()[0], 12345);
+  EXPECT_EQ(ih.data<int32_t>()[1], 65535);
+  EXPECT_EQ(ih.data<int32_t>()[2], 7);
+}
+
+// BF16 activations against every weight storage the engine uses on the GPU; the CPU computes the
+// same product in f32 from the same weights (prepared from the same file values).
+TEST_F(Bf16OpsTest, Linear) {
+  struct Case {
+    int64_t m, n, k;
+    bool bias, accumulate;
+  };
+  const Case cases[] = {{1, 3072, 1024, false, false}, {7, 1024, 1024, true, true}, {64, 2304, 768, true, false},
+                        {300, 96, 1024, false, true},  {500, 512, 256, true, true}};
+  uint64_t seed = 20;
+  for (const DType wdt : {DType::BF16, DType::Q8, DType::Q4}) {
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::string(dtype_name(wdt)) + " M=" + std::to_string(c.m) + " N=" + std::to_string(c.n) +
+                   " K=" + std::to_string(c.k));
+      Tensor x = rounded(test::random_tensor({c.m, c.k}, seed += 4, -1, 1));
+      Tensor w = test::random_tensor({c.n, c.k}, seed + 1, -0.1f, 0.1f);
+      Tensor b = test::random_tensor({c.n}, seed + 2, -1, 1);
+      Tensor y0 = rounded(test::random_tensor({c.m, c.n}, seed + 3, -1, 1));
+      Tensor want = c.accumulate ? y0.clone() : Tensor::zeros({c.m, c.n}, DType::F32);
+      ops::linear(x, ops::prepare_linear_weight(w, wdt, Device::CPU), c.bias ? &b : nullptr, want, c.accumulate);
+      Tensor y = c.accumulate ? to_bf16(y0) : Tensor::zeros({c.m, c.n}, DType::BF16, dev);
+      Tensor bd = b.to(dev);
+      ops::linear(to_bf16(x), ops::prepare_linear_weight(w, wdt, dev), c.bias ? &bd : nullptr, y, c.accumulate);
+      const std::string what = std::string("linear bf16 x ") + dtype_name(wdt) + " M=" + std::to_string(c.m) +
+                               " N=" + std::to_string(c.n) + " K=" + std::to_string(c.k);
+      EXPECT_LT(err(what.c_str(), y, want), kTol);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace falcon
