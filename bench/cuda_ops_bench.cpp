@@ -1,6 +1,6 @@
 // CUDA forward-pass ops at the real model's shapes, timed with CUDA events (docs/cuda.md).
 //
-//   cuda_ops_bench [--quick]
+//   cuda_ops_bench [--quick] [prefill|decode|small|linear|q8|stack ...]   (default: all sections)
 //
 // Tables: prefill attention (S = 3,095, image block of 3,077 = cls + 4 registers + 3,072
 // patches; TFLOP/s over the visible pairs), linear at the 0.6B shapes (M = 3,095 in TFLOP/s;
@@ -38,6 +38,11 @@ using namespace falcon;
 namespace {
 
 bool g_quick = false;
+std::vector<std::string> g_only;  // sections named on the command line (none: all)
+
+bool section(const char* name) {
+  return g_only.empty() || std::find(g_only.begin(), g_only.end(), std::string(name)) != g_only.end();
+}
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) {
@@ -155,14 +160,18 @@ void bench_prefill_attention() {
     const double flop = 4.0 * visible_pairs(S, 0, kImageBegin, kImageEnd) * double(d.H * d.hd);
     const ops::cuda::AttentionTuning saved = ops::cuda::attention_tuning();
     struct Variant {
-      bool wgmma;
+      bool wgmma, lean;
       int groups, rows, bn, warps;
     };
-    const Variant variants[] = {{true, 1, 16, 64, 4},  {true, 2, 16, 64, 4},  {false, 0, 16, 64, 4},
-                                {false, 0, 16, 64, 8}, {false, 0, 32, 32, 4}, {false, 0, 32, 64, 4}};
+    const Variant variants[] = {{true, false, 1, 16, 64, 4},  {true, true, 1, 16, 64, 4},
+                                {true, false, 2, 16, 64, 4},  {false, false, 0, 16, 64, 4},
+                                {false, false, 0, 16, 64, 8}, {false, false, 0, 32, 32, 4},
+                                {false, false, 0, 32, 64, 4}};
     for (const Variant& var : variants) {
+      if (var.wgmma && d.hd != 128) continue;  // wgmma serves head_dim 128 only
       ops::cuda::AttentionTuning t = saved;
       t.flash_wgmma = var.wgmma;
+      t.flash_wgmma_lean = var.lean;
       t.flash_warpgroups = var.groups;
       t.flash_rows_per_warp = var.rows;
       t.flash_block_n = var.bn;
@@ -171,7 +180,8 @@ void bench_prefill_attention() {
       const double ms = time_ms([&](int) { ops::attention(q, k, v, sinks, mask, out); });
       char label[64];
       if (var.wgmma) {
-        std::snprintf(label, sizeof label, "hd=%lld: wgmma, %d warpgroup(s)", (long long)d.hd, var.groups);
+        std::snprintf(label, sizeof label, "hd=%lld: wgmma, %d warpgroup(s)%s", (long long)d.hd, var.groups,
+                      var.lean ? ", lean" : "");
       } else {
         std::snprintf(label, sizeof label, "hd=%lld: mma, %d rows/warp, BN=%d, %dw", (long long)d.hd, var.rows,
                       var.bn, var.warps);
@@ -220,7 +230,7 @@ void bench_linear(const std::vector<LayerWeights>& layers, const Tensor& out_w, 
   std::printf("%-8s %-9s %6s %6s %6s %10s %10s %10s %10s\n", "weight", "path", "M", "N", "K", "stream us", "graph us",
               "TFLOP/s", "GB/s");
   const ops::cuda::LinearTuning saved = ops::cuda::linear_tuning();
-  for (const int64_t M : {int64_t(1), int64_t(8), int64_t(64), kPrompt}) {
+  for (const int64_t M : {int64_t(1), int64_t(2), int64_t(8), int64_t(64), kPrompt}) {
     if (M == kPrompt && wdt != DType::BF16) continue;  // the dequant GEMM is a parity path
     const int64_t width = std::max(d.F, d.H * d.hd);
     Tensor x = random_gpu({M, width}, DType::BF16, 21);
@@ -228,9 +238,9 @@ void bench_linear(const std::vector<LayerWeights>& layers, const Tensor& out_w, 
     const int variants = (wdt == DType::BF16 && M <= 8) ? 2 : 1;
     for (int var = 0; var < variants; ++var) {
       ops::cuda::LinearTuning t = saved;
-      if (var == 1) t.gemv_max_rows = 0;
+      t.gemv_max_rows = var == 0 && variants == 2 ? 8 : 0;  // 8: the GEMV takes it
       ops::cuda::set_linear_tuning(t);
-      const char* path = wdt != DType::BF16 ? "dequant" : (M <= 8 && var == 0) ? "gemv" : "cublasLt";
+      const char* path = wdt != DType::BF16 ? "dequant" : t.gemv_max_rows >= M ? "gemv" : "cublasLt";
       for (const Shape_& s : shapes) {
         Tensor xs = x.reshape({M * width}).rows(0, M * s.k).reshape({M, s.k});
         Tensor y = Tensor::empty({M, s.n}, DType::BF16, Device::CUDA);
@@ -273,10 +283,18 @@ void bench_decode_attention() {
     Tensor out = Tensor::empty({1, H, hd}, DType::BF16, Device::CUDA);
     const ops::AttentionMask mask{T - 1, 0, 0};
     const auto call = [&](int i) { ops::attention(q, ks[size_t(i % copies)], vs[size_t(i % copies)], sinks, mask, out); };
-    const double ms = time_ms(call, 40), gms = graph_ms(call, copies * 4);
     const double bytes = double(T) * double(H + K) * double(hd) * 2.0;
-    std::printf("%-34s %10.1f %10.1f %10.0f\n", ("contiguous T=3200 hd=" + std::to_string(hd)).c_str(), ms * 1e3,
-                gms * 1e3, bytes / gms / 1e6);
+    const ops::cuda::AttentionTuning saved = ops::cuda::attention_tuning();
+    for (const int per_sm : {4, 8, 16, 32}) {
+      ops::cuda::AttentionTuning t = saved;
+      t.split_blocks_per_sm = per_sm;
+      ops::cuda::set_attention_tuning(t);
+      const double ms = time_ms(call, 40), gms = graph_ms(call, copies * 4);
+      char label[64];
+      std::snprintf(label, sizeof label, "contiguous T=3200 hd=%lld, %d blk/SM", (long long)hd, per_sm);
+      std::printf("%-34s %10.1f %10.1f %10.0f\n", label, ms * 1e3, gms * 1e3, bytes / gms / 1e6);
+    }
+    ops::cuda::set_attention_tuning(saved);
   }
   // Paged: B sequences of one query each; block size 16.
   for (const auto& bt : {std::pair<int64_t, int64_t>{1, 3200}, {64, 1300}}) {
@@ -471,28 +489,36 @@ void bench_stack(const Dims& d, DType wdt, const char* wname) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) g_quick |= std::strcmp(argv[i], "--quick") == 0;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      g_quick = true;
+    } else {
+      g_only.push_back(argv[i]);  // prefill, decode, small, linear, q8, stack
+    }
+  }
   try {
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, 0), "properties");
     std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
-    bench_prefill_attention();
-    bench_decode_attention();
-    bench_small_ops();
-    {
+    if (section("prefill")) bench_prefill_attention();
+    if (section("decode")) bench_decode_attention();
+    if (section("small")) bench_small_ops();
+    if (section("linear")) {
       const Dims d = kPerception;
       std::vector<LayerWeights> layers = make_layers(d, DType::BF16, int(d.layers));
       Tensor out_w = ops::prepare_linear_weight(random_cpu({kVocab, d.D}, 90, -0.05f, 0.05f), DType::BF16, Device::CUDA);
       bench_linear(layers, out_w, d, "BF16");
     }
-    if (!g_quick) {
+    if (!g_quick && section("q8")) {
       const Dims d = kPerception;
       std::vector<LayerWeights> layers = make_layers(d, DType::Q8, int(d.layers));
       Tensor out_w = ops::prepare_linear_weight(random_cpu({kVocab, d.D}, 91, -0.05f, 0.05f), DType::Q8, Device::CUDA);
       bench_linear(layers, out_w, d, "Q8 (dequant GEMV, phase-1 kernel)");
     }
-    bench_stack(kPerception, DType::BF16, "BF16");
-    bench_stack(kOcr, DType::BF16, "BF16");
+    if (section("stack")) {
+      bench_stack(kPerception, DType::BF16, "BF16");
+      bench_stack(kOcr, DType::BF16, "BF16");
+    }
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -18,8 +18,8 @@ namespace {
 
 struct FuzzTokenizer {
   falcon::Tokenizer tokenizer;
-  bool round_trips;    // decode(encode(text)) == text for every valid UTF-8 text
-  bool stream_exact;   // streamed pieces always add up to the full decode
+  bool round_trips;   // decode(encode(text)) == text for every valid UTF-8 text
+  bool stream_exact;  // streamed pieces always add up to the full decode
 };
 
 std::vector<std::unique_ptr<FuzzTokenizer>>& tokenizers() {
@@ -76,7 +76,8 @@ void fuzz_decode(const FuzzTokenizer& t, const uint8_t* data, size_t size, bool 
   // Two bytes per id, spanning the vocabulary and a little past it.
   const int32_t span = t.tokenizer.vocab_size() + 8;
   std::vector<int32_t> ids;
-  for (size_t i = 0; i + 1 < size; i += 2) ids.push_back(int32_t((data[i] | (data[i + 1] << 8)) % span) - 4);
+  for (size_t i = 0; i + 1 < size; i += 2)
+    ids.push_back(int32_t((data[i] | (data[i + 1] << 8)) % span) - 4);
   std::string whole;
   try {
     whole = t.tokenizer.decode(ids, skip_special);
@@ -95,7 +96,8 @@ void fuzz_decode(const FuzzTokenizer& t, const uint8_t* data, size_t size, bool 
     if (t.stream_exact) fail("stream decode refused ids the full decode accepts", whole);
     return;
   }
-  if (falcon::text::find_invalid_utf8(streamed)) fail("stream decode produced invalid UTF-8", streamed);
+  if (falcon::text::find_invalid_utf8(streamed))
+    fail("stream decode produced invalid UTF-8", streamed);
   if (t.stream_exact && streamed != whole) fail("streamed decode differs", whole);
 }
 

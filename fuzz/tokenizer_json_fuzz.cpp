@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view json(reinterpret_cast<const char*>(data), size);
   try {
     const falcon::Tokenizer tok = falcon::Tokenizer::from_json(json, "fuzz.json");
-    const std::vector<int32_t> ids = tok.encode("Hello <|image|> world 123 \xC3\xA9\xE6\x9D\xB1 \n\t!", true);
+    const std::vector<int32_t> ids =
+        tok.encode("Hello <|image|> world 123 \xC3\xA9\xE6\x9D\xB1 \n\t!", true);
     try {
       (void)tok.decode(ids);
     } catch (const falcon::InvalidArgument&) {

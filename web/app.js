@@ -108,6 +108,7 @@ function loadFile(file) {
     $("image").onload = () => {
       $("stage").hidden = false;
       $("placeholder").hidden = true;
+      fitStage();
       clearResult();
     };
     $("image").src = url;
@@ -131,6 +132,17 @@ function setupDrop() {
     drop.classList.remove("over");
     loadFile(e.dataTransfer.files[0]);
   });
+}
+
+// Scales the image (small ones up, large ones down) to the view's width and the window's
+// height; the canvases on top keep the image's own pixel size.
+function fitStage() {
+  const img = $("image");
+  if (!img.naturalWidth) return;
+  const room = $("stage").parentElement.clientWidth - 32;
+  const scale = Math.min(room / img.naturalWidth, (window.innerHeight * 0.75) / img.naturalHeight);
+  $("stage").style.width = `${Math.floor(img.naturalWidth * scale)}px`;
+  $("stage").style.height = `${Math.floor(img.naturalHeight * scale)}px`;
 }
 
 // ---------------------------------------------------------------- COCO RLE
@@ -206,8 +218,10 @@ function draw() {
   const image = mctx.createImageData(w, h);
   const bctx = boxes.getContext("2d");
   bctx.clearRect(0, 0, w, h);
-  bctx.lineWidth = Math.max(1, Math.round(Math.max(w, h) / 300));
-  bctx.font = `${Math.max(10, Math.round(Math.max(w, h) / 45))}px system-ui, sans-serif`;
+  // Lines and labels of the same size on screen whatever the image's scale.
+  const perScreenPixel = w / Math.max(1, $("stage").clientWidth || w);
+  bctx.lineWidth = Math.max(1, 2 * perScreenPixel);
+  bctx.font = `${13 * perScreenPixel}px system-ui, sans-serif`;
   r.masks.forEach((m, i) => {
     if (!state.visible[i]) return;
     const color = COLORS[i % COLORS.length];
@@ -216,7 +230,7 @@ function draw() {
     bctx.strokeStyle = `rgb(${color.join(",")})`;
     bctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
     bctx.fillStyle = bctx.strokeStyle;
-    bctx.fillText(m.label, x1 + 2, Math.max(y1 - 3, 10));
+    bctx.fillText(m.label, x1 + 2 * perScreenPixel, Math.max(y1 - 4 * perScreenPixel, 13 * perScreenPixel));
   });
   mctx.putImageData(image, 0, 0);
 }
@@ -258,6 +272,7 @@ function renderTimings() {
     ["decode", r.decode_time_ms, "ms"],
     ["masks", r.finalize_time_ms, "ms"],
     ["input tokens", r.input_tokens, ""],
+    ["from image cache", r.cached_tokens, ""],
     ["output tokens", r.output_tokens, ""],
     ["decode steps", r.num_decode_steps, ""],
     ["avg decode batch", r.avg_decode_batch_size, ""],
@@ -380,6 +395,7 @@ function main() {
     if (e.key === "Enter" && !$("run").disabled) run();
   });
   $("run").addEventListener("click", run);
+  window.addEventListener("resize", fitStage);
   $("toggle-all").addEventListener("click", () => {
     const show = !state.visible.some((v) => v);
     state.visible = state.visible.map(() => show);

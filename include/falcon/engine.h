@@ -42,6 +42,8 @@ struct Request {
   // Writes the run's tensors (fixture names: input_ids, pos_t, pixel_values, logits, ...)
   // to this safetensors file when set.
   std::string dump_path;
+  // Keep each mask's pixels in Result (Mask::pixels), e.g. to draw or save them.
+  bool keep_mask_pixels = false;
   // Called with each newly decoded piece of text (OCR streaming); may be empty.
   std::function<void(std::string_view piece)> on_text;
 };
@@ -79,6 +81,7 @@ struct Result {
   int image_height = 0;
   int input_tokens = 0;
   int output_tokens = 0;
+  int cached_tokens = 0;  // prompt tokens whose KV rows came from the image cache
   Timings timings;
 };
 
@@ -101,6 +104,9 @@ struct EngineOptions {
   int threads = 0;             // CPU threads; 0: all cores
   int64_t max_image_pixels = 89478485;  // decoded images larger than this are refused
   int max_batch = 16;          // requests decoded together
+  // Images whose prompt prefix (the image block's KV cache) and segmentation features are
+  // kept for later queries on the same image; 0 disables the reuse.
+  int image_cache_entries = 1;
   // Progress of long work (model load): stage name and fraction done in [0, 1].
   std::function<void(std::string_view stage, double fraction)> progress;
 };

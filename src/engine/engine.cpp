@@ -8,6 +8,7 @@
 #include "engine/engine_impl.h"
 #include "engine/sampling.h"
 #include "io/image.h"
+#include "io/mask_rle.h"
 #include "io/preprocess.h"
 #include "model/prompt.h"
 #include "ops/convert.h"
@@ -116,6 +117,12 @@ EngineImpl::EngineImpl(const EngineOptions& options) : options_(options) {
   info_.parameters = w.parameter_count;
   info_.weights_dtype = dtype_name(w.file_dtype);
   model_ = std::make_unique<FalconPerceptionModel>(config_, std::move(w), device_, act);
+  if (config_.do_segmentation) {
+    progress("segmentation", 0.9);
+    // The upsampler runs on the CPU in f32 (its ops have no CUDA side yet).
+    segmentation_ = load_segmentation_weights(config_, *weights_file_, Device::CPU,
+                                              device_ == Device::CPU ? linear_dtype : DType::F32);
+  }
 
   info_.variant = variant_name(config_.variant);
   info_.model_dir = dir;
@@ -202,24 +209,69 @@ void EngineImpl::cancel(RequestId id) {
   }
 }
 
+namespace {
+
+// FNV-1a over the image bytes: the image cache's key, with the size bounds.
+std::string image_key(const std::string& bytes, int min_size, int max_size) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  return std::to_string(h) + ":" + std::to_string(bytes.size()) + ":" + std::to_string(min_size) + ":" +
+         std::to_string(max_size);
+}
+
+}  // namespace
+
+ImagePrefix* EngineImpl::find_prefix(const std::string& key, const PromptTensors& prompt) {
+  for (auto it = image_cache_.begin(); it != image_cache_.end(); ++it) {
+    if (it->key != key) continue;
+    const int64_t n = int64_t(it->ids.size());
+    if (prompt.ids.dim(0) <= n ||
+        !std::equal(it->ids.begin(), it->ids.end(), prompt.ids.data<int32_t>())) {
+      return nullptr;  // a prompt whose text before the image differs
+    }
+    image_cache_.splice(image_cache_.begin(), image_cache_, it);
+    return &image_cache_.front();
+  }
+  return nullptr;
+}
+
+void EngineImpl::remember_prefix(ImagePrefix entry) {
+  image_cache_.remove_if([&](const ImagePrefix& e) { return e.key == entry.key; });
+  image_cache_.push_front(std::move(entry));
+  while (int(image_cache_.size()) > options_.image_cache_entries) image_cache_.pop_back();
+}
+
 void EngineImpl::start(Sequence& s) {
   const Request& r = s.request;
   s.started = Clock::now();
   s.result.timings.queue_ms = std::chrono::duration<double, std::milli>(s.started - s.submitted).count();
   const bool ocr = r.task == Task::OcrPlain;
-
-  // Image: decode, Pillow-exact resize, normalise.
-  io::DecodeLimits limits;
-  limits.max_pixels = options_.max_image_pixels;
-  const io::DecodedImage decoded = io::decode_image(r.image_bytes, limits);
   const int min_size = r.min_image_size ? r.min_image_size : (ocr ? 64 : 256);
   const int max_size = r.max_image_size ? r.max_image_size : 1024;
-  io::PreprocessedImage pre = io::preprocess_image(decoded, min_size, max_size);
-  s.pixels = pre.pixels;
-  s.image_width = pre.orig_width;
-  s.image_height = pre.orig_height;
-  s.result.image_width = pre.orig_width;
-  s.result.image_height = pre.orig_height;
+  s.dumping = !r.dump_path.empty();
+  const bool caching = options_.image_cache_entries > 0;
+  const std::string key = caching ? image_key(r.image_bytes, min_size, max_size) : std::string();
+
+  // Image: decode, Pillow-exact resize, normalise (or the cached result for this image).
+  const ImagePrefix* cached = nullptr;
+  for (const ImagePrefix& e : image_cache_) {
+    if (caching && e.key == key) cached = &e;
+  }
+  if (cached) {
+    s.pixels = cached->pixels;
+    s.image_width = cached->image_width;
+    s.image_height = cached->image_height;
+  } else {
+    io::DecodeLimits limits;
+    limits.max_pixels = options_.max_image_pixels;
+    const io::DecodedImage decoded = io::decode_image(r.image_bytes, limits);
+    io::PreprocessedImage pre = io::preprocess_image(decoded, min_size, max_size);
+    s.pixels = pre.pixels;
+    s.image_width = pre.orig_width;
+    s.image_height = pre.orig_height;
+  }
+  s.result.image_width = s.image_width;
+  s.result.image_height = s.image_height;
 
   // Prompt.
   const std::string text = prompt_for_task(r.task, r.query, image_token_);
@@ -236,17 +288,66 @@ void EngineImpl::start(Sequence& s) {
   s.max_new_tokens = max_new;
   s.result.input_tokens = int(S);
   s.rng.seed(r.sampling.seed);
-  s.dumping = !r.dump_path.empty();
   s.result.timings.preprocess_ms = ms_since(s.started);
 
-  // Prefill.
+  // Prefill: the image block comes from the cache when this image was seen (not when
+  // dumping, which reports the hidden states of the whole prompt).
   const auto t_prefill = Clock::now();
   s.cache = model_->new_cache(S + max_new + 1);
-  PrefillResult pre_out = model_->prefill(s.prompt, 0, s.cache);
-  s.last_hidden = pre_out.hidden.rows(S - 1, S);
+  // The prefix is everything up to and including end_of_image: it does not depend on the query.
+  const int64_t prefix_len = s.prompt.image_end + 1;
+  ImagePrefix* prefix = caching && !s.dumping ? find_prefix(key, s.prompt) : nullptr;
+  const int64_t start = prefix ? prefix_len : 0;
+  if (prefix) s.cache.copy_prefix_from(prefix->cache, prefix_len);
+  s.reused_prefix = prefix != nullptr;
+  s.result.cached_tokens = int(start);
+  PrefillResult pre_out = model_->prefill(s.prompt, start, s.cache);
+  s.last_hidden = pre_out.hidden.rows(S - start - 1, S - start);
   s.last_logits = pre_out.logits_last;
   s.last_pos_t = s.prompt.pos_t.data<int32_t>()[S - 1];
   s.result.timings.prefill_ms = ms_since(t_prefill);
+
+  const int64_t gh = s.pixels.dim(0) / 16, gw = s.pixels.dim(1) / 16;
+  Tensor img_hidden;  // (gh * gw, D) F32 CPU, for segmentation
+  if (prefix) {
+    img_hidden = prefix->img_hidden;
+  } else if (config_.do_segmentation) {
+    img_hidden = host_f32(pre_out.hidden.rows(s.prompt.patch_start, s.prompt.patch_start + gh * gw));
+  }
+  if (caching && !prefix) {
+    ImagePrefix e;
+    e.key = key;
+    e.pixels = s.pixels;
+    e.image_width = s.image_width;
+    e.image_height = s.image_height;
+    e.ids.assign(s.prompt.ids.data<int32_t>(), s.prompt.ids.data<int32_t>() + prefix_len);
+    e.cache = model_->new_cache(prefix_len);
+    e.cache.copy_prefix_from(s.cache, prefix_len);
+    e.img_hidden = img_hidden;
+    remember_prefix(std::move(e));
+    prefix = &image_cache_.front();
+  }
+
+  if (r.task == Task::Segmentation) {
+    // conv_segm + AnyUp on the img-token hidden states, once per image and canvas.
+    const auto t_seg = Clock::now();
+    s.canvas = segmentation_canvas(max_size, 16);
+    if (prefix && prefix->hr_features.defined() && prefix->canvas == s.canvas) {
+      s.hr_features = prefix->hr_features;
+      if (s.dumping) s.dump["lr_features_conv"] = prefix->lr_features;
+    } else {
+      SegmentationFeatures f = segmentation_features(*segmentation_, img_hidden, gh, gw, s.pixels, s.canvas);
+      s.hr_features = f.hr;
+      if (s.dumping) s.dump["lr_features_conv"] = f.lr;
+      if (prefix) {
+        prefix->canvas = s.canvas;
+        prefix->lr_features = f.lr;
+        prefix->hr_features = f.hr;
+      }
+    }
+    if (s.dumping) s.dump["hr_features"] = s.hr_features;
+    s.result.timings.segmentation_ms += ms_since(t_seg);
+  }
 
   if (s.dumping) {
     s.dump["input_ids"] = to_i64(s.prompt.ids);
@@ -295,6 +396,11 @@ bool EngineImpl::choose_next(Sequence& s, DecodeRow& row) {
       s.open_xy.reset();
     }
   }
+  if (token == special_.seg && s.request.task == Task::Segmentation) {
+    // The mask embedding of the object the seg token closes (the last box so far).
+    s.segm_embeds.push_back(segmentation_embeddings(*segmentation_, host_f32(s.last_hidden)));
+    s.seg_detection.push_back(int(s.detections.size()) - 1);
+  }
   if (s.dumping) {
     s.step_xy.push_back(xy);
     s.step_hw.push_back(hw);
@@ -342,8 +448,39 @@ void EngineImpl::finish(Sequence& s) {
   } else {
     res.text = decode_text(s.tokens);
   }
+  if (!s.segm_embeds.empty()) finish_masks(s);
   if (s.dumping) write_dump(s);
   res.timings.total_ms = ms_since(s.submitted);
+}
+
+void EngineImpl::finish_masks(Sequence& s) {
+  const auto t0 = Clock::now();
+  const int64_t K = int64_t(s.segm_embeds.size()), S = s.segm_embeds[0].dim(1);
+  Tensor embeds = Tensor::empty({K, S}, DType::F32);  // (K, S)
+  for (int64_t k = 0; k < K; ++k) {
+    std::memcpy(embeds.data<float>() + k * S, s.segm_embeds[size_t(k)].data<float>(), size_t(S) * sizeof(float));
+  }
+  const Tensor logits = mask_logits(s.hr_features, embeds);                             // (K, 8 gh, 8 gw)
+  const Tensor masks = binary_masks(logits, s.image_height, s.image_width, 0.3f);       // (K, H0, W0) U8
+  const int64_t plane = int64_t(s.image_height) * s.image_width;
+  for (int64_t k = 0; k < K; ++k) {
+    const int det = s.seg_detection[size_t(k)];
+    if (det < 0 || det >= int(s.result.detections.size())) continue;  // a seg token before any box
+    const uint8_t* m = masks.data<uint8_t>() + k * plane;
+    Mask mask;
+    mask.height = s.image_height;
+    mask.width = s.image_width;
+    mask.rle_counts = io::encode_coco_rle(m, s.image_height, s.image_width);
+    for (int64_t i = 0; i < plane; ++i) mask.area += m[i] != 0;
+    if (s.request.keep_mask_pixels) mask.pixels.assign(m, m + plane);
+    s.result.detections[size_t(det)].mask = std::move(mask);
+  }
+  if (s.dumping) {
+    s.dump["segm_embeds"] = embeds;
+    s.dump["mask_logits"] = logits;
+    s.dump["masks"] = masks;
+  }
+  s.result.timings.segmentation_ms += ms_since(t0);
 }
 
 std::string EngineImpl::decode_text(const std::vector<int32_t>& ids) const {

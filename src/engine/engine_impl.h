@@ -11,10 +11,24 @@
 #include "falcon/engine.h"
 #include "model/config.h"
 #include "model/falcon_perception.h"
+#include "model/segmentation.h"
 #include "text/special_tokens.h"
 #include "text/tokenizer.h"
 
 namespace falcon {
+
+// What a query on an image computes that does not depend on the query: the image block's
+// rows of the KV cache, the img-token hidden states and the segmentation features.
+struct ImagePrefix {
+  std::string key;               // image bytes hash + size bounds
+  Tensor pixels;                 // [H, W, 3]
+  int image_width = 0, image_height = 0;
+  std::vector<int32_t> ids;      // the prefix tokens, [0, length)
+  KvCache cache;                 // rows [0, length)
+  Tensor img_hidden;             // (gh * gw, D) F32 CPU; models with segmentation
+  int64_t canvas = 0;            // hr_features were computed on this canvas
+  Tensor lr_features, hr_features;
+};
 
 class EngineImpl final : public Engine {
  public:
@@ -35,6 +49,7 @@ class EngineImpl final : public Engine {
   bool choose_next(Sequence& s, DecodeRow& row);
   void record_step(Sequence& s, const Tensor& hidden_row, const Tensor& logits_row);
   void finish(Sequence& s);
+  void finish_masks(Sequence& s);
   void write_dump(Sequence& s);
   // Decodes ids the tokenizer knows; ids past its vocabulary (a random-weight model paired
   // with a small tokenizer) are left out rather than failing the request.
@@ -48,8 +63,14 @@ class EngineImpl final : public Engine {
   std::string image_token_;  // the prompt's image placeholder, e.g. "<|image|>"
   std::vector<int32_t> stop_tokens_;
   std::unique_ptr<FalconPerceptionModel> model_;
+  std::optional<SegmentationWeights> segmentation_;  // models with do_segmentation
   Device device_ = Device::CPU;
   ModelInfo info_;
+
+  // Most recently used first.
+  std::list<ImagePrefix> image_cache_;
+  ImagePrefix* find_prefix(const std::string& key, const PromptTensors& prompt);
+  void remember_prefix(ImagePrefix entry);
 
   RequestId next_id_ = 1;
   std::deque<std::unique_ptr<Sequence>> waiting_;

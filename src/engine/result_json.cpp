@@ -24,6 +24,7 @@ nlohmann::json result_to_json(const Result& r) {
   j["image_height"] = r.image_height;
   j["input_tokens"] = r.input_tokens;
   j["output_tokens"] = r.output_tokens;
+  j["cached_tokens"] = r.cached_tokens;
   j["timings_ms"] = {{"queue", r.timings.queue_ms},           {"preprocess", r.timings.preprocess_ms},
                      {"prefill", r.timings.prefill_ms},       {"segmentation", r.timings.segmentation_ms},
                      {"decode", r.timings.decode_ms},         {"total", r.timings.total_ms}};

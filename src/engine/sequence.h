@@ -13,6 +13,7 @@
 #include "falcon/engine.h"
 #include "model/falcon_perception.h"
 #include "model/kv_cache.h"
+#include "model/segmentation.h"
 
 namespace falcon {
 
@@ -45,8 +46,10 @@ struct Sequence {
   std::vector<int> seg_detection;   // which detection each <|seg|> belongs to
   std::vector<Tensor> segm_embeds;  // one [S] F32 CPU row per <|seg|>
 
-  // Segmentation features of the image (computed after prefill), opaque to the engine loop.
-  std::shared_ptr<void> seg_features;
+  // Segmentation: features of the image (after prefill) and the <|seg|> embeddings.
+  int64_t canvas = 0;
+  Tensor hr_features;  // (S, 8 gh, 8 gw) F32 CPU
+  bool reused_prefix = false;  // the image block came from the engine's image cache
 
   // Dump: per-step rows (F32, CPU).
   bool dumping = false;

@@ -68,7 +68,7 @@ ImageFormat detect_image_format(std::string_view bytes);
 // Decodes a whole PNG / JPEG / WebP file held in memory, keeping the mode Pillow would give
 // it. EXIF orientation is not applied (the reference does not either). Throws
 // InvalidArgument (empty input, over the limits), FileError (corrupt or truncated data),
-// Unsupported (animated WebP, 2-channel JPEG, other formats).
+// Unsupported (animated WebP, 2-channel JPEG, other formats), OutOfMemory.
 DecodedImage decode_image(std::string_view bytes, const DecodeLimits& limits = {});
 
 // Reads and decodes a file; error messages start with the path.

@@ -1,5 +1,6 @@
 // Format detection by magic bytes, size checks shared by the decoders, and dispatch.
 #include <algorithm>
+#include <new>
 #include <string>
 
 #include "core/error.h"
@@ -99,17 +100,24 @@ void check_declared_size(ImageFormat format, int64_t width, int64_t height, cons
 }  // namespace detail
 
 DecodedImage decode_image(std::string_view bytes, const DecodeLimits& limits) {
-  switch (detect_image_format(bytes)) {
-    case ImageFormat::PNG: return detail::decode_png(bytes, limits);
-    case ImageFormat::JPEG: return detail::decode_jpeg(bytes, limits);
-    case ImageFormat::WebP: return detail::decode_webp(bytes, limits);
+  const ImageFormat format = detect_image_format(bytes);
+  try {
+    switch (format) {
+      case ImageFormat::PNG: return detail::decode_png(bytes, limits);
+      case ImageFormat::JPEG: return detail::decode_jpeg(bytes, limits);
+      case ImageFormat::WebP: return detail::decode_webp(bytes, limits);
+    }
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemory(std::string(image_format_name(format)) + ": out of memory for the pixels");
   }
   throw InternalError("decode_image: unhandled format");
 }
 
 DecodedImage decode_image_file(const std::string& path, const DecodeLimits& limits) {
   // No sensible file is larger than its largest image stored uncompressed (16-bit RGBA).
-  const size_t max_bytes = size_t(std::max<int64_t>(limits.max_pixels, 0)) * 8 + (size_t(1) << 20);
+  constexpr int64_t kMaxFileBytes = int64_t(1) << 40;
+  const int64_t pixels = std::clamp<int64_t>(limits.max_pixels, 0, kMaxFileBytes / 8);
+  const size_t max_bytes = size_t(pixels * 8 + (int64_t(1) << 20));
   const std::string bytes = read_binary_file(path, max_bytes);
   try {
     return decode_image(bytes, limits);

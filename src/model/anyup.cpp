@@ -170,13 +170,14 @@ AnyUpWeights load_anyup_weights(const SafetensorsFile& f, Device d, const std::s
 
 void anyup_upsample(const AnyUpWeights& w, const Tensor& image, const Tensor& features,
                     int64_t out_h, int64_t out_w, Tensor& out) {
-  const int64_t qk = w.qk_dim, s = features.dim(0), h = features.dim(1), fw = features.dim(2);
-  const int64_t H = image.dim(1), W = image.dim(2);
-  if (image.rank() != 3 || image.dim(0) != 3 || features.rank() != 3 || s % w.heads != 0) {
+  if (image.rank() != 3 || image.dim(0) != 3 || features.rank() != 3 ||
+      features.dim(0) % w.heads != 0) {
     throw InvalidArgument(
         "anyup_upsample: image " + image.describe() + " and features " + features.describe() +
         " must be (3, H, W) and (S, h, w) with S divisible by " + std::to_string(w.heads));
   }
+  const int64_t qk = w.qk_dim, s = features.dim(0), h = features.dim(1), fw = features.dim(2);
+  const int64_t H = image.dim(1), W = image.dim(2);
   auto empty = [&](const Shape& shape) { return empty_like_on(shape, features); };
 
   // Image encoding: (x * 0.5 + 0.5 - mean) / std, image encoder, 2-D RoPE.

@@ -56,7 +56,8 @@ PrefillResult FalconPerceptionModel::prefill(const PromptTensors& p, int64_t sta
   // Embeddings: tokens, with the img tokens replaced by the projected patches.
   Tensor x = act({S, D});  // (S, D)
   ops::embedding(weights_.tok_embeddings, p.ids.rows(start, total).to(device_), x);
-  if (p.patches.defined() && p.patches.dim(0) > 0) {
+  // The img rows are projected patches, unless a reused prefix already holds them.
+  if (p.patches.defined() && p.patches.dim(0) > 0 && p.patch_start + p.patches.dim(0) > start) {
     const int64_t P = p.patches.dim(0);
     if (p.patch_start < start || p.patch_start + P > total) {
       throw InternalError("prefill: the image block must lie inside the rows run");

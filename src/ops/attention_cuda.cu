@@ -32,17 +32,17 @@ void launch_flash(const flash::Params& p) {
   FALCON_CUDA_CHECK_LAUNCH("flash_prefill_kernel");
 }
 
-template <int HD, int NWG>
+template <int HD, int NWG, bool LEAN>
 void launch_wgmma(const flash::Params& p) {
-  constexpr size_t smem = flash::wgmma_smem_bytes<HD, NWG>();
+  constexpr size_t smem = flash::wgmma_smem_bytes<HD, NWG, LEAN>();
   static std::once_flag once;
   std::call_once(once, [] {
-    FALCON_CUDA_CHECK(cudaFuncSetAttribute(flash::flash_wgmma_kernel<HD, NWG>,
+    FALCON_CUDA_CHECK(cudaFuncSetAttribute(flash::flash_wgmma_kernel<HD, NWG, LEAN>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   });
   constexpr int BM = 64 * NWG;
   const dim3 grid(unsigned((p.S + BM - 1) / BM), unsigned(p.H));
-  flash::flash_wgmma_kernel<HD, NWG><<<grid, NWG * 128, smem, stream()>>>(p);
+  flash::flash_wgmma_kernel<HD, NWG, LEAN><<<grid, NWG * 128, smem, stream()>>>(p);
   FALCON_CUDA_CHECK_LAUNCH("flash_wgmma_kernel");
 }
 
@@ -51,9 +51,19 @@ void launch_wgmma(const flash::Params& p) {
 template <int HD>
 void launch_flash_variant(const flash::Params& p, const AttentionTuning& t) {
   // wgmma exists on sm_90 only (this file is built for sm_90a; other targets get the mma path).
-  if (t.flash_wgmma && compute_capability() == 90) {
-    t.flash_warpgroups == 1 ? launch_wgmma<HD, 1>(p) : launch_wgmma<HD, 2>(p);
-    return;
+  // head_dim 64 stays on mma.sync: its wgmma variant gave wrong results on the H100 (the
+  // n64 transposed-B product; to investigate), while head_dim 128 matched the reference.
+  if constexpr (HD == 128) {
+    if (t.flash_wgmma && compute_capability() == 90) {
+      if (t.flash_warpgroups == 2) {
+        launch_wgmma<HD, 2, false>(p);
+      } else if (t.flash_wgmma_lean) {
+        launch_wgmma<HD, 1, true>(p);
+      } else {
+        launch_wgmma<HD, 1, false>(p);
+      }
+      return;
+    }
   }
   if (t.flash_rows_per_warp == 16 && t.flash_block_n == 64) {
     t.flash_warps == 8 ? launch_flash<HD, 8, 1, 64>(p) : launch_flash<HD, 4, 1, 64>(p);

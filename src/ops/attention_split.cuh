@@ -14,12 +14,18 @@
 #include <cmath>
 
 #include "ops/cuda_common.cuh"
+#include "ops/cuda_tuning.h"
 
 namespace falcon::ops::cuda::attn {
 
 constexpr int kSplitWarps = 4;
-constexpr int kSplitUnroll = 4;  // keys in flight per warp per step
-constexpr int kKeysPerStep = kSplitWarps * kSplitUnroll;
+// Keys in flight per warp per step: 8 for one or two query rows (decode: latency-bound, more
+// loads in flight), 4 for more rows (registers).
+template <int R>
+constexpr int split_unroll() {
+  return R <= 2 ? 8 : 4;
+}
+constexpr int kKeysPerStep = kSplitWarps * 8;  // chunk granularity: a multiple of every step
 constexpr float kLn2 = 0.6931471805599453f;
 
 // Keys of one sequence stored contiguously: k [T, H, hd], v [T, K, hd]. Query row i sits at
@@ -36,10 +42,14 @@ struct ContiguousKeys {
 };
 
 // Keys in a paged cache: sequence b = query row b, key j in block block_table[b, j / bs].
+// Positions fit in 32 bits (the host checks max_blocks * block_size), so the block lookup uses
+// 32-bit arithmetic, and shifts when block_size is a power of two (a 64-bit division per key
+// would cost more than the key's arithmetic).
 struct PagedKeys {
   const int32_t* block_table;
   const int32_t* seq_lens;
   int max_blocks, block_size, num_blocks;
+  int block_shift;  // log2(block_size) when it is a power of two, else -1
   __device__ int64_t last_key(int row) const {
     int64_t n = seq_lens[row];
     const int64_t cap = int64_t(max_blocks) * block_size;
@@ -47,9 +57,12 @@ struct PagedKeys {
     return n - 1;
   }
   __device__ int64_t key_row(int row, int64_t j) const {
-    const int blk = block_table[int64_t(row) * max_blocks + j / block_size];
+    const int jj = int(j);
+    const int b = block_shift >= 0 ? jj >> block_shift : jj / block_size;
+    const int off = block_shift >= 0 ? jj & (block_size - 1) : jj - b * block_size;
+    const int blk = block_table[row * max_blocks + b];
     if (blk < 0 || blk >= num_blocks) return -1;  // a bad table entry masks the key, never reads outside
-    return int64_t(blk) * block_size + j % block_size;
+    return int64_t(blk) * block_size + off;
   }
 };
 
@@ -115,7 +128,8 @@ __global__ void __launch_bounds__(kSplitWarps * 32) split_attention_kernel(Split
   }
 
   // All rows of a group share a sequence in the contiguous case; in the paged case R == 1.
-  for (int64_t j0 = c0 + warp; j0 < c1; j0 += kKeysPerStep) {
+  constexpr int kSplitUnroll = split_unroll<R>();
+  for (int64_t j0 = c0 + warp; j0 < c1; j0 += kSplitWarps * kSplitUnroll) {
     float kk[kSplitUnroll][VEC], vv[kSplitUnroll][VEC];
     bool ok[kSplitUnroll];
 #pragma unroll
@@ -223,23 +237,28 @@ __global__ void __launch_bounds__(kSplitWarps * 32) split_attention_kernel(Split
   __syncthreads();
   if (!is_last) return;
   __threadfence();
-  // Reuse the merge buffer: weights 2^(m_s - M) per (row, split), then L and M per row.
-  float* wgt = smem;                  // [R][splits]
-  float* rowL = smem + R * p.splits;  // [R]
-  float* rowM = rowL + R;             // [R]
+  // Reuse the merge buffer: all (m, l) partials load in one parallel pass (a serial loop of
+  // dependent L2 reads would cost a round trip per split), then one thread per row reduces them
+  // in shared memory into weights 2^(m_s - M), L and M.
+  float* wgt = smem;                      // [R][splits]: m_s, then the weights
+  float* lsum = smem + R * p.splits;      // [R][splits]: l_s
+  float* rowL = lsum + R * p.splits;      // [R]
+  float* rowM = rowL + R;                 // [R]
   for (int idx = threadIdx.x; idx < R * p.splits; idx += blockDim.x) {
     const int r = idx / p.splits, sp = idx % p.splits;
     const int row = row0 + r;
-    wgt[idx] = row < p.rows ? __ldcg(p.part_ml + ((int64_t(sp) * p.rows + row) * H + h) * 2) : -INFINITY;
+    const float* ml = p.part_ml + ((int64_t(sp) * p.rows + row) * H + h) * 2;
+    wgt[idx] = row < p.rows ? __ldcg(ml) : -INFINITY;
+    lsum[idx] = row < p.rows ? __ldcg(ml + 1) : 0.f;
   }
   __syncthreads();
   if (threadIdx.x < R) {
-    const int r = threadIdx.x, row = row0 + r;
+    const int r = threadIdx.x;
     float M = -INFINITY, L = 0.f;
     for (int sp = 0; sp < p.splits; ++sp) M = fmaxf(M, wgt[r * p.splits + sp]);
     for (int sp = 0; sp < p.splits; ++sp) {
-      const float f = M == -INFINITY || row >= p.rows ? 0.f : exp2f(wgt[r * p.splits + sp] - M);
-      if (f != 0.f) L += f * __ldcg(p.part_ml + ((int64_t(sp) * p.rows + row) * H + h) * 2 + 1);
+      const float f = M == -INFINITY ? 0.f : exp2f(wgt[r * p.splits + sp] - M);
+      L += f * lsum[r * p.splits + sp];
       wgt[r * p.splits + sp] = f;
     }
     rowL[r] = L;
@@ -253,8 +272,7 @@ __global__ void __launch_bounds__(kSplitWarps * 32) split_attention_kernel(Split
     float A = 0.f;
 #pragma unroll 8
     for (int sp = 0; sp < p.splits; ++sp) {
-      const float f = wgt[r * p.splits + sp];
-      if (f != 0.f) A += f * __ldcg(p.part_o + ((int64_t(sp) * p.rows + row) * H + h) * hd + d);
+      A += wgt[r * p.splits + sp] * __ldcg(p.part_o + ((int64_t(sp) * p.rows + row) * H + h) * hd + d);
     }
     p.out[(int64_t(row) * H + h) * hd + d] = from_f32<T>(A * gate_factor(rowM[r], rowL[r], p.sinks[h]));
   }
@@ -262,10 +280,13 @@ __global__ void __launch_bounds__(kSplitWarps * 32) split_attention_kernel(Split
 
 // Chooses splits for `rows` query rows over at most `max_keys` keys per row so that the grid
 // holds a few blocks per multiprocessor; chunks are whole steps of the key loop.
-inline void choose_splits(int64_t max_keys, int64_t other_blocks, int& splits, int& chunk) {
-  const int64_t target = int64_t(sm_count()) * 4;
+inline void choose_splits(int64_t max_keys, int64_t other_blocks, int hd, int& splits, int& chunk) {
+  const int per_sm = attention_tuning().split_blocks_per_sm;
+  const int64_t target = int64_t(sm_count()) * (per_sm > 0 ? per_sm : hd <= 64 ? 8 : 4);
   int64_t want = (target + other_blocks - 1) / (other_blocks > 0 ? other_blocks : 1);
-  const int64_t min_chunk = 4 * kKeysPerStep;
+  // One step of the key loop per warp is the smallest useful chunk: a decode row then spreads
+  // over enough blocks to keep every multiprocessor's loads in flight (the kernel is latency-bound).
+  const int64_t min_chunk = kKeysPerStep;
   const int64_t max_useful = (max_keys + min_chunk - 1) / min_chunk;
   if (want > max_useful) want = max_useful;
   if (want > 128) want = 128;
@@ -281,7 +302,7 @@ inline void choose_splits(int64_t max_keys, int64_t other_blocks, int& splits, i
 template <typename T, int VEC, int R, typename Keys>
 void launch_split_vec_rows(SplitParams<T> p, Keys keys) {
   const dim3 grid(unsigned(p.splits), unsigned(p.H), unsigned((p.rows + R - 1) / R));
-  const size_t merge = size_t(kSplitWarps) * R * (2 + p.hd), combine = size_t(R) * (p.splits + 2);
+  const size_t merge = size_t(kSplitWarps) * R * (2 + p.hd), combine = size_t(R) * (2 * p.splits + 2);
   const size_t smem = (merge > combine ? merge : combine) * sizeof(float);
   split_attention_kernel<T, VEC, R, Keys><<<grid, kSplitWarps * 32, smem, stream()>>>(p, keys);
   FALCON_CUDA_CHECK_LAUNCH("split_attention_kernel");
@@ -302,7 +323,7 @@ void launch_split_vec(SplitParams<T> p, Keys keys, int rows_per_block) {
 template <typename T, typename Keys>
 void run_split_attention(SplitParams<T> p, Keys keys, int rows_per_block, int64_t max_keys) {
   const int64_t groups = (p.rows + rows_per_block - 1) / rows_per_block;
-  choose_splits(max_keys, int64_t(p.H) * groups, p.splits, p.chunk);
+  choose_splits(max_keys, int64_t(p.H) * groups, p.hd, p.splits, p.chunk);
   if (p.splits > 1) {
     const size_t n = size_t(p.splits) * size_t(p.rows) * size_t(p.H);
     auto* buf = static_cast<float*>(scratch(Scratch::AttentionPartials, n * size_t(p.hd + 2) * sizeof(float)));

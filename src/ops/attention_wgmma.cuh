@@ -137,23 +137,27 @@ __device__ __forceinline__ void load_tile_sw128(__nv_bfloat16* tile, const __nv_
   }
 }
 
-template <int HD, int NWG>
+// LEAN (one warpgroup): Q lives in the second K buffer until its fragments are in registers,
+// so a block needs 65 KB instead of 81 and three blocks share a multiprocessor (registers capped
+// at 170 by the launch bounds); one block's softmax then overlaps another's tensor-core work.
+template <int HD, int NWG, bool LEAN>
 constexpr size_t wgmma_smem_bytes() {
-  // Q tile, two K and two V buffers of 64 keys, and 1 KB to align the base to 1024 bytes.
-  return size_t(64 * NWG + 4 * 64) * HD * sizeof(__nv_bfloat16) + 1024;
+  // Q tile (unless LEAN), two K and two V buffers of 64 keys, 1 KB to align the base to 1024 B.
+  return size_t((LEAN ? 0 : 64 * NWG) + 4 * 64) * HD * sizeof(__nv_bfloat16) + 1024;
 }
 
-template <int HD, int NWG>
-__global__ void __launch_bounds__(NWG * 128, 1) flash_wgmma_kernel(Params p) {
+template <int HD, int NWG, bool LEAN>
+__global__ void __launch_bounds__(NWG * 128, LEAN ? 3 : 1) flash_wgmma_kernel(Params p) {
+  static_assert(!LEAN || NWG == 1, "the lean layout holds one warpgroup's Q tile");
   constexpr int BM = 64 * NWG, BN = 64, THREADS = NWG * 128;
   constexpr int KSTEPS = HD / 16;
   constexpr int DREGS = HD / 2;  // O accumulator registers per thread (m64 x HD over 128 threads)
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw_addr = smem_addr(smem_raw);
   unsigned char* base = smem_raw + ((1024 - (raw_addr & 1023)) & 1023);
-  __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(base);
-  __nv_bfloat16* sK = sQ + BM * HD;      // [2][BN * HD]
-  __nv_bfloat16* sV = sK + 2 * BN * HD;  // [2][BN * HD]
+  __nv_bfloat16* sK = reinterpret_cast<__nv_bfloat16*>(base) + (LEAN ? 0 : BM * HD);  // [2][BN * HD]
+  __nv_bfloat16* sV = sK + 2 * BN * HD;                                                  // [2][BN * HD]
+  __nv_bfloat16* sQ = LEAN ? sK + BN * HD : reinterpret_cast<__nv_bfloat16*>(base);
 
   const int mb = int(gridDim.x) - 1 - int(blockIdx.x);  // heaviest blocks first
   const int h = blockIdx.y;
@@ -186,6 +190,21 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_wgmma_kernel(Params p) {
   for (int i = 0; i < DREGS; ++i) o[i] = 0.f;
   float mA = -INFINITY, mB = -INFINITY, lA = 0.f, lB = 0.f;
 
+  const auto load_q_frags = [&] {
+#pragma unroll
+    for (int kk = 0; kk < KSTEPS; ++kk) {
+      const int r = warp * 16 + (lane % 8) + 8 * ((lane / 8) % 2);
+      ldmatrix_x4(smem_addr(sQ + sw128<BM>(r, 2 * kk + lane / 16)), qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3]);
+    }
+  };
+  if constexpr (LEAN) {
+    // Q occupies buffer 1: take its fragments before tile 1 is loaded there.
+    cp_async_wait<0>();
+    __syncthreads();
+    load_q_frags();
+    __syncthreads();
+  }
+
   for (int t = 0; t < n_tiles; ++t) {
     const int buf = t & 1;
     if (t + 1 < n_tiles) {
@@ -201,12 +220,8 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_wgmma_kernel(Params p) {
     fence_proxy_async();
     __syncthreads();
 
-    if (t == 0) {
-#pragma unroll
-      for (int kk = 0; kk < KSTEPS; ++kk) {
-        const int r = warp * 16 + (lane % 8) + 8 * ((lane / 8) % 2);
-        ldmatrix_x4(smem_addr(sQ + sw128<BM>(r, 2 * kk + lane / 16)), qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3]);
-      }
+    if constexpr (!LEAN) {
+      if (t == 0) load_q_frags();
     }
 
     // S = Q K^T (64 rows x 64 keys per warpgroup).

@@ -16,8 +16,9 @@ constexpr int kNR = kGemmTileN;
 // Depth of one packed B panel: kKC x kNR floats (32 KiB) stays in L1 while every row block
 // of A streams past it.
 constexpr int64_t kKC = 256;
-// Tiles of columns packed together (see gemm_columns).
-constexpr int64_t kChunk = 4;
+// Tiles of columns packed together (see gemm_columns): each row of B is then read as a
+// 4 KiB run, which the hardware prefetchers follow even with 128+ rows in flight.
+constexpr int64_t kChunk = 32;
 
 // The register tile is kMR rows x kNR columns of C, accumulated over a panel of depth kc.
 // Explicit FMA intrinsics: an ISO C++ build does not contract a*b+c into an FMA.
@@ -146,14 +147,22 @@ void gemm_columns(const PackedA& a, const float* b_base, const int64_t* b_row_of
                   const RowTransform* transform) {
   const int64_t K = a.k;
   const int64_t c_tile = a.m_blocks * kMR * kNR;
-  // 64-byte aligned scratch: kChunk panels of B (aligned loads) and their C tiles.
+  if (n_end <= n_begin) return;
+  // 64-byte aligned scratch: up to kChunk panels of B (aligned loads) and their C tiles,
+  // kept per thread (the window attention calls this thousands of times on small sizes).
   struct alignas(64) Line {
     float v[16];
   };
-  std::vector<Line> panel_lines(size_t(kChunk * kKC * kNR / 16));
-  std::vector<Line> c_lines(size_t(std::max<int64_t>(1, kChunk * c_tile / 16)));
+  const int64_t max_tiles = std::min<int64_t>(kChunk, (n_end - n_begin + kNR - 1) / kNR);
+  thread_local std::vector<Line> panel_lines, c_lines;
+  const size_t panel_need = size_t(max_tiles * std::min(kKC, std::max<int64_t>(K, 1)) * kNR / 16);
+  const size_t c_need = size_t(std::max<int64_t>(1, max_tiles * c_tile / 16));
+  if (panel_lines.size() < panel_need) panel_lines.resize(panel_need);
+  if (c_lines.size() < c_need) c_lines.resize(c_need);
   float* bp = panel_lines.data()->v;
   float* c = c_lines.data()->v;
+  const int64_t panel_stride =
+      std::min(kKC, std::max<int64_t>(K, 1)) * kNR;  // floats per tile panel
   const float* scale = transform ? transform->scale : nullptr;
   const float* shift = transform ? transform->shift : nullptr;
   const bool silu = transform && transform->silu;
@@ -169,7 +178,7 @@ void gemm_columns(const PackedA& a, const float* b_base, const int64_t* b_row_of
         const int64_t row = k0 + kk;
         const float* src = b_base + b_row_offset[row] + c0;
         for (int64_t t = 0; t < tiles; ++t) {
-          float* dst = bp + (t * kKC + kk) * kNR;
+          float* dst = bp + t * panel_stride + kk * kNR;
           const int64_t count = std::min<int64_t>(kNR, chunk_cols - t * kNR);
           const float* s = src + t * kNR;
           if (transform) {
@@ -187,7 +196,7 @@ void gemm_columns(const PackedA& a, const float* b_base, const int64_t* b_row_of
       }
       for (int64_t t = 0; t < tiles; ++t) {
         for (int64_t mb = 0; mb < a.m_blocks; ++mb) {
-          micro_kernel(a.data.data() + (mb * K + k0) * kMR, bp + t * kKC * kNR, kc,
+          micro_kernel(a.data.data() + (mb * K + k0) * kMR, bp + t * panel_stride, kc,
                        c + t * c_tile + mb * kMR * kNR, k0 > 0);
         }
       }

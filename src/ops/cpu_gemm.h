@@ -44,7 +44,7 @@ struct RowTransform {
 };
 
 // Runs C = A * B for columns [n_begin, n_end) on the calling thread (callers parallelise
-// over column ranges). A chunk of up to 4 tiles is finished before their epilogues run, and
+// over column ranges). A chunk of up to 32 tiles is finished before their epilogues run, and
 // it reads only its own columns of B, so an epilogue may overwrite those columns of B
 // (in-place 1x1 convolution).
 void gemm_columns(const PackedA& a, const float* b_base, const int64_t* b_row_offset,

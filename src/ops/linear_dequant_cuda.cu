@@ -76,40 +76,76 @@ __device__ __forceinline__ float epilogue(float v, const float* bias, int64_t n,
 
 constexpr int kGemvMaxRows = 8;
 constexpr int kGemvWarps = 8;
+constexpr int kGemvSteps = 4;  // k-steps whose loads are all issued before the first FMA
 
-template <typename TX, typename W, int VEC>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const TX* x, W w, const float* bias, TX* y, int M,
+// ROWS rows of x (compile-time, so the accumulators stay in registers). Each step a lane reads
+// VEC consecutive weights; kGemvSteps steps of weight loads are in flight at once, which is what
+// a bandwidth-bound product needs.
+template <typename TX, typename W, int VEC, int ROWS>
+__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const TX* x, W w, const float* bias, TX* y,
                                                               int64_t N, int64_t K, bool accumulate) {
   const int64_t n = int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
   if (n >= N) return;
   const int lane = threadIdx.x % 32;
-  float s[kGemvMaxRows];
+  float s[ROWS];
 #pragma unroll
-  for (int m = 0; m < kGemvMaxRows; ++m) s[m] = 0.f;
-#pragma unroll 4
-  for (int64_t k = int64_t(lane) * VEC; k < K; k += 32 * VEC) {
-    float wv[VEC];
-    w.template load<VEC>(n, k, wv);
+  for (int m = 0; m < ROWS; ++m) s[m] = 0.f;
+  constexpr int64_t kStride = 32 * VEC;
+  for (int64_t k0 = int64_t(lane) * VEC; k0 < K; k0 += kGemvSteps * kStride) {
+    float wv[kGemvSteps][VEC];
 #pragma unroll
-    for (int m = 0; m < kGemvMaxRows; ++m) {
-      if (m < M) {
-        float xv[VEC];
-        load_f32<TX, VEC>(x + m * K + k, xv);
+    for (int st = 0; st < kGemvSteps; ++st) {
+      const int64_t k = k0 + st * kStride;
+      if (k < K) {
+        w.template load<VEC>(n, k, wv[st]);
+      } else {
 #pragma unroll
-        for (int i = 0; i < VEC; ++i) s[m] = fmaf(wv[i], xv[i], s[m]);
+        for (int i = 0; i < VEC; ++i) wv[st][i] = 0.f;
+      }
+    }
+#pragma unroll
+    for (int st = 0; st < kGemvSteps; ++st) {
+      const int64_t k = k0 + st * kStride;
+      if (k < K) {
+#pragma unroll
+        for (int m = 0; m < ROWS; ++m) {
+          float xv[VEC];
+          load_f32<TX, VEC>(x + m * K + k, xv);
+#pragma unroll
+          for (int i = 0; i < VEC; ++i) s[m] = fmaf(wv[st][i], xv[i], s[m]);
+        }
       }
     }
   }
 #pragma unroll
-  for (int m = 0; m < kGemvMaxRows; ++m) {
-    if (m < M) {
-      const float v = warp_sum(s[m]);
-      if (lane == 0) {
-        TX* o = y + m * N + n;
-        *o = from_f32<TX>(epilogue(v, bias, n, accumulate ? to_f32(*o) : 0.f, accumulate));
-      }
+  for (int m = 0; m < ROWS; ++m) {
+    const float v = warp_sum(s[m]);
+    if (lane == 0) {
+      TX* o = y + m * N + n;
+      *o = from_f32<TX>(epilogue(v, bias, n, accumulate ? to_f32(*o) : 0.f, accumulate));
     }
   }
+}
+
+template <typename TX, typename W, int VEC>
+void launch_gemv(const TX* x, W w, const float* bias, TX* y, int M, int64_t N, int64_t K, bool accumulate) {
+  const unsigned blocks = unsigned((N + kGemvWarps - 1) / kGemvWarps);
+  const dim3 block(kGemvWarps * 32);
+  // Rows in groups of 4, 2, 1 (each group one launch; decode batches are small).
+  for (int m0 = 0; m0 < M;) {
+    const int rows = M - m0 >= 4 ? 4 : M - m0 >= 2 ? 2 : 1;
+    const TX* xm = x + m0 * K;
+    TX* ym = y + m0 * N;
+    if (rows == 4) {
+      gemv_kernel<TX, W, VEC, 4><<<blocks, block, 0, stream()>>>(xm, w, bias, ym, N, K, accumulate);
+    } else if (rows == 2) {
+      gemv_kernel<TX, W, VEC, 2><<<blocks, block, 0, stream()>>>(xm, w, bias, ym, N, K, accumulate);
+    } else {
+      gemv_kernel<TX, W, VEC, 1><<<blocks, block, 0, stream()>>>(xm, w, bias, ym, N, K, accumulate);
+    }
+    m0 += rows;
+  }
+  FALCON_CUDA_CHECK_LAUNCH("gemv_kernel");
 }
 
 // ---- tiled SIMT GEMM: 64 x 64 outputs per block, 4 x 4 per thread, k in steps of 32 ---------
@@ -192,13 +228,11 @@ void launch(const Tensor& x, W w, const float* bias, Tensor& y, bool accumulate,
   const TX* xp = x.data<TX>();
   TX* yp = y.data<TX>();
   if (M <= kGemvMaxRows) {
-    const unsigned blocks = unsigned((N + kGemvWarps - 1) / kGemvWarps);
     if (vec) {
-      gemv_kernel<TX, W, 8><<<blocks, kGemvWarps * 32, 0, stream()>>>(xp, w, bias, yp, int(M), N, K, accumulate);
+      launch_gemv<TX, W, 8>(xp, w, bias, yp, int(M), N, K, accumulate);
     } else {
-      gemv_kernel<TX, W, 1><<<blocks, kGemvWarps * 32, 0, stream()>>>(xp, w, bias, yp, int(M), N, K, accumulate);
+      launch_gemv<TX, W, 1>(xp, w, bias, yp, int(M), N, K, accumulate);
     }
-    FALCON_CUDA_CHECK_LAUNCH("gemv_kernel");
     return;
   }
   if ((M + kTile - 1) / kTile > 65535) throw Unsupported("linear (cuda): more than 4M rows");

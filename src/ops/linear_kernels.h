@@ -61,7 +61,7 @@ inline void fma_row(const float* a, const PanelRow& w, Acc<MR>& acc) {
 // weights, which is what keeps the Q4 GEMV at memory speed. More rows would need more registers
 // than there are, and there the FMAs dominate anyway, so they multiply by the scale in the row.
 template <int MR, int P, class Rows>
-inline void dot_panels(const float* a, Rows (&rows)[P], int64_t k0, int64_t k1, Acc<MR> (&acc)[P]) {
+inline void dot_panels_impl(const float* a, Rows (&rows)[P], int64_t k0, int64_t k1, Acc<MR> (&acc)[P]) {
   PanelRow w;
   if constexpr (Rows::kBlocked && MR <= kGemvQuantRows) {
     for (int64_t b = k0 / kQuantBlock; b < k1 / kQuantBlock; ++b) {
@@ -113,6 +113,26 @@ inline void dot_panels(const float* a, Rows (&rows)[P], int64_t k0, int64_t k1, 
   }
 }
 
+template <int MR, int P, class Rows>
+inline void dot_panels(const float* a, Rows (&rows)[P], int64_t k0, int64_t k1, Acc<MR> (&acc)[P]) {
+  // Work on a local copy: GCC keeps a local array in registers but writes one reached through a
+  // reference back to memory on every iteration.
+  Acc<MR> local[P];
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) local[p][m][v] = acc[p][m][v];
+  dot_panels_impl<MR, P>(a, rows, k0, k1, local);
+#pragma GCC unroll 4
+  for (int p = 0; p < P; ++p)
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+      for (int v = 0; v < kVecs; ++v) acc[p][m][v] = local[p][m][v];
+}
+
 // Panels per GEMV pass for MR rows: enough accumulator chains to cover the FMA latency (8 on two
 // FMA ports of latency 4), within the register file (the blocked readers keep sums and scales).
 template <int MR, bool kBlocked>
@@ -129,9 +149,11 @@ constexpr int gemv_panels_per_pass() {
   return p;
 }
 
-// Writes the MR x width tile at c (row stride ldc): c = acc (+ bias) (+ c when add_c).
+// Writes the MR x width tile at c (row stride ldc): c = acc (+ partial) (+ bias) (+ c when add_c).
+// partial (row stride ldp, may be null) holds the sums of earlier K blocks.
 template <int MR>
-inline void store_tile(const Acc<MR>& acc, float* c, int64_t ldc, int width, const float* bias, bool add_c) {
+inline void store_tile(const Acc<MR>& acc, float* c, int64_t ldc, int width, const float* partial, int64_t ldp,
+                       const float* bias, bool add_c) {
   if (width == kPanel) {
     PanelRow b;
 #pragma GCC unroll 4
@@ -142,6 +164,7 @@ inline void store_tile(const Acc<MR>& acc, float* c, int64_t ldc, int width, con
       for (int v = 0; v < kVecs; ++v) {
         float* cp = c + m * ldc + v * simd::kLanes;
         VF r = simd::add(acc[m][v], b[v]);
+        if (partial) r = simd::add(r, simd::load(partial + m * ldp + v * simd::kLanes));
         if (add_c) r = simd::add(r, simd::load(cp));
         simd::store(cp, r);
       }
@@ -153,6 +176,7 @@ inline void store_tile(const Acc<MR>& acc, float* c, int64_t ldc, int width, con
     for (int v = 0; v < kVecs; ++v) simd::store(t + v * simd::kLanes, acc[m][v]);
     for (int j = 0; j < width; ++j) {
       float r = t[j] + (bias ? bias[j] : 0.f);
+      if (partial) r += partial[m * ldp + j];
       if (add_c) r += c[m * ldc + j];
       c[m * ldc + j] = r;
     }

@@ -57,6 +57,12 @@ int ApiServer::start() {
   const int threads = options_.http_threads > 0 ? options_.http_threads : pool_.capacity() + 16;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   http_->set_payload_max_length(size_t(options_.max_body_bytes));
+  // cpp-httplib's default adds SO_REUSEPORT, which lets a second server bind the same port
+  // and silently take half the connections; a port in use must be an error instead.
+  http_->set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   http_->set_keep_alive_max_count(1000);
   http_->set_read_timeout(30);
   http_->set_write_timeout(30);

@@ -16,7 +16,7 @@ const std::set<std::string> kFlags = {"help", "allow-url", "allow-forced-tokens"
 const std::set<std::string> kOptions = {"model",     "model-id",  "host",          "port",         "device",
                                         "dtype",     "threads",   "max-batch",     "max-queue",    "timeout-s",
                                         "api-key",   "max-body-mb", "max-image-pixels", "max-url-mb",
-                                        "step-delay-ms", "http-threads"};
+                                        "step-delay-ms", "http-threads", "image-cache"};
 
 double parse_number(const std::string& name, const std::string& v, double lo, double hi) {
   char* end = nullptr;
@@ -63,6 +63,7 @@ const char* server_usage() {
          "  --threads N           CPU threads (default: all cores)\n"
          "  --max-batch N         requests decoded together per worker (default 16)\n"
          "  --max-queue N         requests waiting beyond the batch before 503 (default 64)\n"
+         "  --image-cache N       images whose prompt prefix is kept for more queries (engine default)\n"
          "  --timeout-s S         per-request limit in seconds, then 504 (default 300; 0 = none)\n"
          "  --api-key KEY         require 'Authorization: Bearer KEY' (or set FALCON_API_KEY)\n"
          "  --allow-url           accept image.url (the server fetches it; off by default)\n"
@@ -118,6 +119,7 @@ ServerOptions parse_server_options(int argc, char** argv, int first, bool& help)
   if (has("threads")) o.threads = int(parse_integer("threads", values["threads"], 0, 4096));
   if (has("max-batch")) o.max_batch = int(parse_integer("max-batch", values["max-batch"], 1, 4096));
   if (has("max-queue")) o.max_queue = int(parse_integer("max-queue", values["max-queue"], 0, 1 << 20));
+  if (has("image-cache")) o.image_cache = int(parse_integer("image-cache", values["image-cache"], 0, 1 << 16));
   if (has("timeout-s")) o.timeout_s = parse_number("timeout-s", values["timeout-s"], 0, 1e7);
   if (has("api-key")) {
     o.api_key = values["api-key"];

@@ -17,6 +17,7 @@ struct ServerOptions {
   int threads = 0;                         // CPU threads; 0 = all cores
   int max_batch = 16;                      // requests decoded together, per worker
   int max_queue = 64;                      // requests waiting beyond the batch, per worker
+  int image_cache = -1;                    // images whose prefix the engine keeps; -1 = its default
   double timeout_s = 300;                  // per request, from arrival; 0 = none
   std::string api_key;                     // "" = no authentication
   bool allow_url = false;                  // image.url fetches (server-side requests)

@@ -14,6 +14,7 @@ WorkerPool::WorkerPool(const ServerOptions& options) : max_batch_(options.max_ba
     eo.threads = options.threads;
     eo.max_image_pixels = options.max_image_pixels;
     eo.max_batch = options.max_batch;
+    if (options.image_cache >= 0) eo.image_cache_entries = options.image_cache;
     workers_.push_back(std::make_unique<EngineWorker>(eo, options.max_queue, options.step_delay_ms));
   }
 }

@@ -15,7 +15,9 @@ char32_t last_code_point(std::string_view s) {
   return next_code_point(s, start);
 }
 
-bool ends_with_word_char(std::string_view s) { return !s.empty() && is_word_char(last_code_point(s)); }
+bool ends_with_word_char(std::string_view s) {
+  return !s.empty() && is_word_char(last_code_point(s));
+}
 
 bool starts_with_word_char(std::string_view s) {
   size_t pos = 0;
@@ -68,28 +70,32 @@ void AddedVocabulary::Trie::insert(std::string_view key, int32_t token_index) {
   nodes_[size_t(node)].token_index = token_index;  // a repeated key keeps the last token
 }
 
-std::pair<size_t, int32_t> AddedVocabulary::Trie::longest_match(std::string_view text, size_t pos) const {
+std::pair<size_t, int32_t> AddedVocabulary::Trie::longest_match(std::string_view text,
+                                                                size_t pos) const {
   std::pair<size_t, int32_t> best{0, -1};
   int32_t node = 0;
   for (size_t i = pos; i < text.size(); ++i) {
     const auto byte = static_cast<unsigned char>(text[i]);
     const auto& children = nodes_[size_t(node)].children;
-    const auto it = std::lower_bound(children.begin(), children.end(), byte,
-                                     [](const auto& edge, unsigned char b) { return edge.first < b; });
+    const auto it =
+        std::lower_bound(children.begin(), children.end(), byte,
+                         [](const auto& edge, unsigned char b) { return edge.first < b; });
     if (it == children.end() || it->first != byte) break;
     node = it->second;
-    if (nodes_[size_t(node)].token_index >= 0) best = {i + 1 - pos, nodes_[size_t(node)].token_index};
+    if (nodes_[size_t(node)].token_index >= 0)
+      best = {i + 1 - pos, nodes_[size_t(node)].token_index};
   }
   return best;
 }
 
 AddedVocabulary::AddedVocabulary(std::vector<AddedToken> tokens, const Normalizer* normalizer)
     : tokens_(std::move(tokens)) {
+  // The reference ignores tokens with empty content.
+  std::erase_if(tokens_, [](const AddedToken& t) { return t.content.empty(); });
   for (size_t i = 0; i < tokens_.size(); ++i) {
     const AddedToken& t = tokens_[i];
     by_id_[t.id] = i;
     by_content_[t.content] = t.id;
-    if (t.content.empty()) continue;
     if (!t.normalized) {
       raw_trie_.insert(t.content, int32_t(i));
     } else {
@@ -168,7 +174,8 @@ std::vector<TextSplit> AddedVocabulary::split_raw(std::string_view text) const {
   return out;
 }
 
-void AddedVocabulary::split_normalized(std::string text, bool at_text_start, std::vector<TextSplit>& out) const {
+void AddedVocabulary::split_normalized(std::string text, bool at_text_start,
+                                       std::vector<TextSplit>& out) const {
   if (normalized_trie_.empty()) {
     if (!text.empty()) out.push_back({std::move(text), -1, at_text_start});
     return;

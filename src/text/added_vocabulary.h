@@ -66,7 +66,8 @@ class AddedVocabulary {
     bool first_bytes_[256] = {};
   };
 
-  void split(std::string_view text, bool at_text_start, const Trie& trie, std::vector<TextSplit>& out) const;
+  void split(std::string_view text, bool at_text_start, const Trie& trie,
+             std::vector<TextSplit>& out) const;
 
   std::vector<AddedToken> tokens_;
   std::unordered_map<int32_t, size_t> by_id_;

@@ -19,23 +19,24 @@ std::string byte_fallback_token(unsigned char b) {
 
 }  // namespace
 
-BpeModel::BpeModel(TokenMap vocab, const MergeList& merges, BpeOptions options)
+BpeModel::BpeModel(TokenTable vocab, const MergeList& merges, BpeOptions options)
     : vocab_(std::move(vocab)), options_(std::move(options)) {
   int32_t max_id = -1;
-  for (const auto& [token, id] : vocab_) {
+  vocab_.for_each([&](std::string_view token, int32_t id) {
     if (id < 0 || id >= kMaxTokenId) {
-      throw InvalidArgument("vocab: id " + std::to_string(id) + " of '" + token + "' out of range");
+      throw InvalidArgument("vocab: id " + std::to_string(id) + " of '" + std::string(token) +
+                            "' out of range");
     }
     max_id = std::max(max_id, id);
-  }
-  id_to_token_.assign(size_t(max_id + 1), nullptr);
-  for (const auto& [token, id] : vocab_) {
-    if (id_to_token_[id]) {
-      throw InvalidArgument("vocab: tokens '" + *id_to_token_[id] + "' and '" + token +
-                            "' share id " + std::to_string(id));
+  });
+  id_to_token_.assign(size_t(max_id + 1), std::string_view());
+  vocab_.for_each([&](std::string_view token, int32_t id) {
+    if (id_to_token_[size_t(id)].data() != nullptr) {
+      throw InvalidArgument("vocab: tokens '" + std::string(id_to_token_[size_t(id)]) + "' and '" +
+                            std::string(token) + "' share id " + std::to_string(id));
     }
-    id_to_token_[id] = &token;
-  }
+    id_to_token_[size_t(id)] = token;
+  });
 
   const size_t prefix_len = options_.continuing_subword_prefix.size();
   merges_.reserve(merges.size());
@@ -44,7 +45,8 @@ BpeModel::BpeModel(TokenMap vocab, const MergeList& merges, BpeOptions options)
     const std::string_view left = merges[rank].first;
     const std::string_view right = merges[rank].second;
     const auto where = [&] {
-      return "merges[" + std::to_string(rank) + "] ('" + std::string(left) + "', '" + std::string(right) + "')";
+      return "merges[" + std::to_string(rank) + "] ('" + std::string(left) + "', '" +
+             std::string(right) + "')";
     };
     const auto l = token_to_id(left), r = token_to_id(right);
     if (!l || !r) throw InvalidArgument(where() + ": token not in the vocabulary");
@@ -54,15 +56,17 @@ BpeModel::BpeModel(TokenMap vocab, const MergeList& merges, BpeOptions options)
     }
     merged.assign(left).append(right.substr(prefix_len));
     const auto m = token_to_id(merged);
-    if (!m) throw InvalidArgument(where() + ": merged token '" + merged + "' not in the vocabulary");
+    if (!m)
+      throw InvalidArgument(where() + ": merged token '" + merged + "' not in the vocabulary");
     // A repeated pair keeps its last rank, as in the reference.
     merges_.insert(*l, *r, static_cast<uint32_t>(rank), *m);
   }
 
   if (options_.unk_token) unk_id_ = token_to_id(*options_.unk_token);
   for (int b = 0; b < 256; ++b) {
-    const auto id = options_.byte_fallback ? token_to_id(byte_fallback_token(static_cast<unsigned char>(b)))
-                                           : std::nullopt;
+    const auto id = options_.byte_fallback
+                        ? token_to_id(byte_fallback_token(static_cast<unsigned char>(b)))
+                        : std::nullopt;
     byte_fallback_ids_[b] = id ? *id : -1;
   }
 }
@@ -85,14 +89,16 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const JsonField& config) {
 
   const JsonField vocab_field = config.at("vocab");
   if (!vocab_field.json().is_object()) vocab_field.fail("expected an object of token: id");
-  TokenMap vocab;
+  TokenTable vocab;
   vocab.reserve(vocab_field.json().size());
   for (const auto& [token, id] : vocab_field.json().items()) {
     if (!id.is_number_integer()) vocab_field.at(token).fail("expected an integer id");
-    const int64_t v = id.is_number_unsigned() ? int64_t(std::min<uint64_t>(id.get<uint64_t>(), INT64_MAX))
-                                              : id.get<int64_t>();
-    if (v < 0 || v >= kMaxTokenId) vocab_field.at(token).fail("id " + std::to_string(v) + " out of range");
-    vocab.emplace(token, static_cast<int32_t>(v));
+    const int64_t v = id.is_number_unsigned()
+                          ? int64_t(std::min<uint64_t>(id.get<uint64_t>(), INT64_MAX))
+                          : id.get<int64_t>();
+    if (v < 0 || v >= kMaxTokenId)
+      vocab_field.at(token).fail("id " + std::to_string(v) + " out of range");
+    vocab.insert(token, static_cast<int32_t>(v));
   }
 
   const JsonField merges_field = config.at("merges");
@@ -125,18 +131,19 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const JsonField& config) {
 }
 
 std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {
-  const auto it = vocab_.find(token);
-  if (it == vocab_.end()) return std::nullopt;
-  return it->second;
+  return vocab_.find(token);
 }
 
-const std::string* BpeModel::id_to_token(int32_t id) const {
-  if (id < 0 || size_t(id) >= id_to_token_.size()) return nullptr;
+std::optional<std::string_view> BpeModel::id_to_token(int32_t id) const {
+  if (id < 0 || size_t(id) >= id_to_token_.size() || id_to_token_[size_t(id)].data() == nullptr) {
+    return std::nullopt;
+  }
   return id_to_token_[size_t(id)];
 }
 
 void BpeModel::split_into_symbols(std::string_view piece, std::vector<Symbol>& symbols) const {
-  const bool decorated = !options_.continuing_subword_prefix.empty() || !options_.end_of_word_suffix.empty();
+  const bool decorated =
+      !options_.continuing_subword_prefix.empty() || !options_.end_of_word_suffix.empty();
   std::string key;
   uint32_t pending_unk_len = 0;  // bytes of unknown characters waiting as one unk (0: none)
   const auto add = [&](int32_t id, uint32_t len) {
@@ -145,7 +152,8 @@ void BpeModel::split_into_symbols(std::string_view piece, std::vector<Symbol>& s
   size_t pos = 0;
   while (pos < piece.size()) {
     const size_t start = pos;
-    pos = std::min(piece.size(), pos + utf8_sequence_length(static_cast<unsigned char>(piece[pos])));
+    pos =
+        std::min(piece.size(), pos + utf8_sequence_length(static_cast<unsigned char>(piece[pos])));
     const auto len = static_cast<uint32_t>(pos - start);
     std::string_view ch = piece.substr(start, len);
     if (decorated) {
@@ -155,19 +163,23 @@ void BpeModel::split_into_symbols(std::string_view piece, std::vector<Symbol>& s
       if (pos == piece.size()) key.append(options_.end_of_word_suffix);
       ch = key;
     }
-    if (const auto it = vocab_.find(ch); it != vocab_.end()) {
+    if (const auto id = vocab_.find(ch)) {
       if (pending_unk_len > 0) add(*unk_id_, pending_unk_len), pending_unk_len = 0;
-      add(it->second, len);
+      add(*id, len);
       continue;
     }
-    if (options_.byte_fallback &&
-        std::all_of(ch.begin(), ch.end(), [&](char c) { return byte_fallback_ids_[static_cast<unsigned char>(c)] >= 0; })) {
+    if (options_.byte_fallback && std::all_of(ch.begin(), ch.end(), [&](char c) {
+          return byte_fallback_ids_[static_cast<unsigned char>(c)] >= 0;
+        })) {
       for (const char c : ch) add(byte_fallback_ids_[static_cast<unsigned char>(c)], 1);
       continue;
     }
     if (options_.unk_token) {
-      if (!unk_id_) throw InvalidArgument("BPE: unk_token '" + *options_.unk_token + "' is not in the vocabulary");
-      if (pending_unk_len > 0 && !options_.fuse_unk) add(*unk_id_, pending_unk_len), pending_unk_len = 0;
+      if (!unk_id_)
+        throw InvalidArgument("BPE: unk_token '" + *options_.unk_token +
+                              "' is not in the vocabulary");
+      if (pending_unk_len > 0 && !options_.fuse_unk)
+        add(*unk_id_, pending_unk_len), pending_unk_len = 0;
       pending_unk_len += len;
     }
     // Without unk_token or byte fallback the reference drops the character; so do we.
@@ -260,7 +272,8 @@ void BpeModel::tokenize(std::string_view piece, std::vector<int32_t>& out) const
     std::unique_lock lock(cache_mutex_);
     // Once full the cache keeps what it has: the common words come first.
     if (cache_.size() < kCacheCapacity) {
-      cache_.emplace(std::string(piece), std::vector<int32_t>(out.begin() + std::ptrdiff_t(first), out.end()));
+      cache_.emplace(std::string(piece),
+                     std::vector<int32_t>(out.begin() + std::ptrdiff_t(first), out.end()));
     }
   }
 }

@@ -13,6 +13,7 @@
 
 #include "text/json_field.h"
 #include "text/merge_table.h"
+#include "text/token_table.h"
 
 namespace falcon::text {
 
@@ -21,7 +22,6 @@ struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
-using TokenMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
 struct BpeOptions {
   std::optional<std::string> unk_token;
@@ -38,7 +38,7 @@ class BpeModel {
   // when a merge or the unk token refers to a token missing from the vocabulary or two tokens
   // share an id.
   using MergeList = std::vector<std::pair<std::string_view, std::string_view>>;
-  BpeModel(TokenMap vocab, const MergeList& merges, BpeOptions options);
+  BpeModel(TokenTable vocab, const MergeList& merges, BpeOptions options);
 
   // Reads {"type": "BPE", "vocab": {...}, "merges": [...], ...}; FileError naming the field.
   static std::unique_ptr<BpeModel> from_json(const JsonField& config);
@@ -47,8 +47,8 @@ class BpeModel {
   void tokenize(std::string_view piece, std::vector<int32_t>& out) const;
 
   std::optional<int32_t> token_to_id(std::string_view token) const;
-  // The token with this id, or nullptr.
-  const std::string* id_to_token(int32_t id) const;
+  // The token with this id, or nullopt.
+  std::optional<std::string_view> id_to_token(int32_t id) const;
   size_t vocab_size() const { return vocab_.size(); }
   int32_t max_id() const { return static_cast<int32_t>(id_to_token_.size()) - 1; }
 
@@ -62,10 +62,12 @@ class BpeModel {
 
   void merge_symbols(std::vector<Symbol>& symbols) const;
   void split_into_symbols(std::string_view piece, std::vector<Symbol>& symbols) const;
-  const MergeTable::Entry* find_merge(int32_t left, int32_t right) const { return merges_.find(left, right); }
+  const MergeTable::Entry* find_merge(int32_t left, int32_t right) const {
+    return merges_.find(left, right);
+  }
 
-  TokenMap vocab_;
-  std::vector<const std::string*> id_to_token_;  // points into vocab_ keys; null for unused ids
+  TokenTable vocab_;
+  std::vector<std::string_view> id_to_token_;  // views into vocab_; data() is null for unused ids
   MergeTable merges_;
   BpeOptions options_;
   std::optional<int32_t> unk_id_;

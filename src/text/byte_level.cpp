@@ -32,7 +32,9 @@ const ByteLevelTables& tables() {
 
 }  // namespace
 
-char32_t byte_to_unicode(unsigned char byte) { return tables().to_unicode[byte]; }
+char32_t byte_to_unicode(unsigned char byte) {
+  return tables().to_unicode[byte];
+}
 
 int unicode_to_byte(char32_t cp) {
   const auto& t = tables();

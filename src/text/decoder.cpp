@@ -118,8 +118,10 @@ class StripDecoder final : public Decoder {
     const size_t w = content_.size();
     for (std::string& t : tokens) {
       size_t begin = 0, end = t.size();
-      for (size_t k = 0; k < start_ && end - begin >= w && t.compare(begin, w, content_) == 0; ++k) begin += w;
-      for (size_t k = 0; k < stop_ && end - begin >= w && t.compare(end - w, w, content_) == 0; ++k) end -= w;
+      for (size_t k = 0; k < start_ && end - begin >= w && t.compare(begin, w, content_) == 0; ++k)
+        begin += w;
+      for (size_t k = 0; k < stop_ && end - begin >= w && t.compare(end - w, w, content_) == 0; ++k)
+        end -= w;
       t = t.substr(begin, end - begin);
     }
   }
@@ -180,7 +182,8 @@ class BpeSuffixDecoder final : public Decoder {
 
 class SequenceDecoder final : public Decoder {
  public:
-  explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> steps) : steps_(std::move(steps)) {}
+  explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> steps)
+      : steps_(std::move(steps)) {}
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (const auto& step : steps_) step->decode_chain(tokens);
   }
@@ -216,14 +219,16 @@ std::unique_ptr<Decoder> parse_decoder(const JsonField& config) {
   if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
   if (type == "Fuse") return std::make_unique<FuseDecoder>();
   if (type == "Strip") {
-    return std::make_unique<StripDecoder>(single_char(config.at("content")), count_field(config, "start"),
+    return std::make_unique<StripDecoder>(single_char(config.at("content")),
+                                          count_field(config, "start"),
                                           count_field(config, "stop"));
   }
   if (type == "Replace") {
     return std::make_unique<ReplaceDecoder>(parse_pattern(config.at("pattern")),
                                             config.at("content").as_string());
   }
-  if (type == "BPEDecoder") return std::make_unique<BpeSuffixDecoder>(config.string_or("suffix", "</w>"));
+  if (type == "BPEDecoder")
+    return std::make_unique<BpeSuffixDecoder>(config.string_or("suffix", "</w>"));
   if (type == "Sequence") {
     const JsonField list = config.at("decoders");
     std::vector<std::unique_ptr<Decoder>> steps;

@@ -5,7 +5,9 @@
 namespace falcon::text {
 namespace {
 
-const char* type_name(const nlohmann::json& v) { return v.type_name(); }
+const char* type_name(const nlohmann::json& v) {
+  return v.type_name();
+}
 
 }  // namespace
 
@@ -64,7 +66,8 @@ int64_t JsonField::as_int() const {
     if (v > uint64_t(INT64_MAX)) fail("integer out of range");
     return static_cast<int64_t>(v);
   }
-  if (!value_->is_number_integer()) fail(std::string("expected an integer, found ") + type_name(*value_));
+  if (!value_->is_number_integer())
+    fail(std::string("expected an integer, found ") + type_name(*value_));
   return value_->get<int64_t>();
 }
 

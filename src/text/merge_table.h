@@ -42,7 +42,9 @@ class MergeTable {
  private:
   static constexpr uint64_t kEmpty = ~uint64_t(0);  // ids are non-negative, so never a real key
 
-  static uint64_t pack(int32_t left, int32_t right) { return (uint64_t(uint32_t(left)) << 32) | uint32_t(right); }
+  static uint64_t pack(int32_t left, int32_t right) {
+    return (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
+  }
 
   // Slot holding `key`, or the empty slot where it would go.
   size_t probe(uint64_t key) const {

@@ -145,7 +145,8 @@ std::unique_ptr<Normalizer> parse_normalizer(const JsonField& config) {
     return std::make_unique<StripNormalizer>(config.bool_or("strip_left", true),
                                              config.bool_or("strip_right", true));
   }
-  if (type == "Prepend") return std::make_unique<PrependNormalizer>(config.at("prepend").as_string());
+  if (type == "Prepend")
+    return std::make_unique<PrependNormalizer>(config.at("prepend").as_string());
   if (type == "Replace") {
     return std::make_unique<ReplaceNormalizer>(parse_pattern(config.at("pattern")),
                                                config.at("content").as_string());

@@ -32,7 +32,8 @@ class NoOpProcessor final : public PostProcessor {
 
 class SequenceProcessor final : public PostProcessor {
  public:
-  explicit SequenceProcessor(std::vector<std::unique_ptr<PostProcessor>> steps) : steps_(std::move(steps)) {}
+  explicit SequenceProcessor(std::vector<std::unique_ptr<PostProcessor>> steps)
+      : steps_(std::move(steps)) {}
   void process(std::vector<int32_t>& ids, bool add_special_tokens) const override {
     for (const auto& step : steps_) step->process(ids, add_special_tokens);
   }
@@ -65,12 +66,14 @@ std::unique_ptr<PostProcessor> parse_template(const JsonField& config) {
       // Template-string form: "$A", "$", "$0", "$A:1" are the sequence, anything else a token.
       const std::string s = piece.as_string();
       if (s.starts_with("$")) {
-        if (s.starts_with("$B") || s.starts_with("$b")) piece.unsupported("sequence B in a single template");
+        if (s.starts_with("$B") || s.starts_with("$b"))
+          piece.unsupported("sequence B in a single template");
       } else {
         special = s.substr(0, s.rfind(':'));
       }
     } else if (const auto seq = piece.find("Sequence")) {
-      if (seq->at("id").as_string() != "A") seq->at("id").unsupported("sequence B in a single template");
+      if (seq->at("id").as_string() != "A")
+        seq->at("id").unsupported("sequence B in a single template");
     } else if (const auto tok = piece.find("SpecialToken")) {
       special = tok->at("id").as_string();
     } else {
@@ -82,7 +85,8 @@ std::unique_ptr<PostProcessor> parse_template(const JsonField& config) {
       continue;
     }
     const auto it = special_ids.find(special);
-    if (it == special_ids.end()) piece.fail("special token '" + special + "' missing from special_tokens");
+    if (it == special_ids.end())
+      piece.fail("special token '" + special + "' missing from special_tokens");
     auto& target = seen_sequence ? after : before;
     target.insert(target.end(), it->second.begin(), it->second.end());
   }
@@ -111,7 +115,8 @@ std::unique_ptr<PostProcessor> parse_post_processor(const JsonField& config) {
   if (type == "Sequence") {
     const JsonField list = config.at("processors");
     std::vector<std::unique_ptr<PostProcessor>> steps;
-    for (size_t i = 0; i < list.array_size(); ++i) steps.push_back(parse_post_processor(list.at(i)));
+    for (size_t i = 0; i < list.array_size(); ++i)
+      steps.push_back(parse_post_processor(list.at(i)));
     return std::make_unique<SequenceProcessor>(std::move(steps));
   }
   config.at("type").unsupported("unsupported post_processor '" + type + "'");

@@ -23,17 +23,19 @@ void split_pieces(std::vector<PreToken>& pieces, Cut&& cut) {
   out.reserve(pieces.size());
   for (PreToken& piece : pieces) {
     const std::vector<Segment> segments = cut(piece.text);
-    if (out.capacity() < out.size() + segments.size()) out.reserve(2 * (out.size() + segments.size()));
+    if (out.capacity() < out.size() + segments.size())
+      out.reserve(2 * (out.size() + segments.size()));
     for (const Segment& s : segments) {
       if (s.begin == s.end) continue;
-      out.push_back({piece.text.substr(s.begin, s.end - s.begin), piece.at_text_start && s.begin == 0});
+      out.push_back(
+          {piece.text.substr(s.begin, s.end - s.begin), piece.at_text_start && s.begin == 0});
     }
   }
   pieces = std::move(out);
 }
 
-void split_on_chars(std::vector<PreToken>& pieces, const std::function<bool(char32_t)>& is_delimiter,
-                    SplitBehavior behavior) {
+void split_on_chars(std::vector<PreToken>& pieces,
+                    const std::function<bool(char32_t)>& is_delimiter, SplitBehavior behavior) {
   split_pieces(pieces, [&](const std::string& text) {
     return apply_split_behavior(segments_from_chars(text, is_delimiter), behavior);
   });
@@ -151,14 +153,14 @@ class MetaspacePreTokenizer final : public PreTokenizer {
         }
       }
       const bool starts_with_replacement = replaced.starts_with(replacement_utf8_);
-      const bool prepend = scheme_ == PrependScheme::Always ||
-                           (scheme_ == PrependScheme::First && p.at_text_start);
+      const bool prepend =
+          scheme_ == PrependScheme::Always || (scheme_ == PrependScheme::First && p.at_text_start);
       if (prepend && !starts_with_replacement) replaced.insert(0, replacement_utf8_);
       p.text = std::move(replaced);
     }
     if (split_) {
-      split_on_chars(pieces, [this](char32_t c) { return c == replacement_; },
-                     SplitBehavior::MergedWithNext);
+      split_on_chars(
+          pieces, [this](char32_t c) { return c == replacement_; }, SplitBehavior::MergedWithNext);
     }
   }
 
@@ -234,9 +236,10 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const JsonField& config) {
                                                    config.bool_or("use_regex", true));
   }
   if (type == "Split") {
-    return std::make_unique<SplitPreTokenizer>(parse_pattern(config.at("pattern")),
-                                               behavior_field(config, "behavior", SplitBehavior::Isolated),
-                                               config.bool_or("invert", false));
+    return std::make_unique<SplitPreTokenizer>(
+        parse_pattern(config.at("pattern")),
+        behavior_field(config, "behavior", SplitBehavior::Isolated),
+        config.bool_or("invert", false));
   }
   if (type == "Punctuation") {
     return std::make_unique<CharClassPreTokenizer>(
@@ -254,8 +257,8 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const JsonField& config) {
   if (type == "BertPreTokenizer") return std::make_unique<BertPreTokenizer>();
   if (type == "CharDelimiterSplit") {
     const char32_t delimiter = char_field(config.at("delimiter"));
-    return std::make_unique<CharClassPreTokenizer>([delimiter](char32_t c) { return c == delimiter; },
-                                                   SplitBehavior::Removed);
+    return std::make_unique<CharClassPreTokenizer>(
+        [delimiter](char32_t c) { return c == delimiter; }, SplitBehavior::Removed);
   }
   if (type == "Metaspace") {
     return std::make_unique<MetaspacePreTokenizer>(char_field(config.at("replacement")),

@@ -19,7 +19,8 @@ nlohmann::json read_optional_json(const std::string& path) {
 // A token given as a string or as an AddedToken object {"content": ...}; nullopt otherwise.
 std::optional<std::string> token_string(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string())
+    return v["content"].get<std::string>();
   return std::nullopt;
 }
 
@@ -37,7 +38,9 @@ class Resolver {
     if (config.contains("model_specific_special_tokens")) {
       const auto& specific = config["model_specific_special_tokens"];
       if (!specific.is_object()) {
-        throw FileError(dir + "/tokenizer_config.json: field 'model_specific_special_tokens': expected an object");
+        throw FileError(
+            dir +
+            "/tokenizer_config.json: field 'model_specific_special_tokens': expected an object");
       }
       for (const auto& [name, value] : specific.items()) add(name, value, "tokenizer_config.json");
     }
@@ -45,20 +48,22 @@ class Resolver {
 
   // The id of token `name` ("image_token"): from the token files, else config.json's
   // `config_key`, else `conventional` if the vocabulary has it.
-  std::optional<int32_t> find(const std::string& name, const char* config_key, const char* conventional) const {
+  std::optional<int32_t> find(const std::string& name, const char* config_key,
+                              const char* conventional) const {
     if (const auto it = strings_.find(name); it != strings_.end()) {
       const auto id = tokenizer_.token_to_id(it->second);
       if (!id) {
-        throw FileError(dir_ + "/" + sources_.at(name) + ": special token '" + name + "' = '" + it->second +
-                        "' is not in the tokenizer vocabulary");
+        throw FileError(dir_ + "/" + sources_.at(name) + ": special token '" + name + "' = '" +
+                        it->second + "' is not in the tokenizer vocabulary");
       }
       return id;
     }
     if (config_key && model_config_.contains(config_key)) {
       const auto& v = model_config_[config_key];
-      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= tokenizer_.vocab_size()) {
-        throw FileError(dir_ + "/config.json: field '" + config_key + "': expected a token id below " +
-                        std::to_string(tokenizer_.vocab_size()));
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 ||
+          v.get<int64_t>() >= tokenizer_.vocab_size()) {
+        throw FileError(dir_ + "/config.json: field '" + config_key +
+                        "': expected a token id below " + std::to_string(tokenizer_.vocab_size()));
       }
       return static_cast<int32_t>(v.get<int64_t>());
     }
@@ -68,8 +73,9 @@ class Resolver {
 
   int32_t require(const std::string& name, const char* config_key, const char* conventional) const {
     if (const auto id = find(name, config_key, conventional)) return *id;
-    throw FileError(dir_ + ": special token '" + name +
-                    "' is named neither in tokenizer_config.json, special_tokens_map.json nor config.json");
+    throw FileError(
+        dir_ + ": special token '" + name +
+        "' is named neither in tokenizer_config.json, special_tokens_map.json nor config.json");
   }
 
   const std::map<std::string, std::string>& strings() const { return strings_; }
@@ -102,7 +108,8 @@ SpecialTokens load_special_tokens(const std::string& model_dir, const Tokenizer&
     const std::string n = std::to_string(i + 1);
     const std::string config_key = "image_reg_" + n + "_token_id";
     const std::string conventional = "<|image_reg_" + n + "|>";
-    t.reg[size_t(i)] = r.require("image_reg_" + n + "_token", config_key.c_str(), conventional.c_str());
+    t.reg[size_t(i)] =
+        r.require("image_reg_" + n + "_token", config_key.c_str(), conventional.c_str());
   }
   t.end_of_image = r.require("end_of_image_token", "img_end_id", "<|end_of_image|>");
   t.coord = r.require("coord_token", "coord_token_id", "<|coord|>");

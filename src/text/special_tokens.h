@@ -16,8 +16,8 @@ namespace falcon {
 struct SpecialTokens {
   int32_t eos = -1;
   int32_t pad = -1;
-  int32_t image = -1;        // <|image|>: one per image patch, and the prompt placeholder
-  int32_t image_cls = -1;    // opens the image block
+  int32_t image = -1;      // <|image|>: one per image patch, and the prompt placeholder
+  int32_t image_cls = -1;  // opens the image block
   std::array<int32_t, 4> reg{-1, -1, -1, -1};  // the four register tokens after image_cls
   int32_t end_of_image = -1;
   int32_t coord = -1;

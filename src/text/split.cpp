@@ -16,7 +16,8 @@ SplitBehavior parse_split_behavior(const std::string& name) {
   throw InvalidArgument("unknown split behavior '" + name + "'");
 }
 
-std::vector<Segment> segments_from_matches(std::string_view text, const std::vector<Match>& matches) {
+std::vector<Segment> segments_from_matches(std::string_view text,
+                                           const std::vector<Match>& matches) {
   if (text.empty()) return {{0, 0, false}};
   std::vector<Segment> out;
   out.reserve(matches.size() * 2 + 1);
@@ -52,7 +53,8 @@ void invert_segments(std::vector<Segment>& segments) {
   for (Segment& s : segments) s.is_match = !s.is_match;
 }
 
-std::vector<Segment> apply_split_behavior(const std::vector<Segment>& segments, SplitBehavior behavior) {
+std::vector<Segment> apply_split_behavior(const std::vector<Segment>& segments,
+                                          SplitBehavior behavior) {
   std::vector<Segment> out;
   out.reserve(segments.size());
   bool previous_match = false;

@@ -25,7 +25,8 @@ struct Segment {
 };
 
 // Segments covering all of `text`, from pattern matches.
-std::vector<Segment> segments_from_matches(std::string_view text, const std::vector<Match>& matches);
+std::vector<Segment> segments_from_matches(std::string_view text,
+                                           const std::vector<Match>& matches);
 // Segments covering all of valid UTF-8 `text`: every character for which `is_delimiter` holds
 // is a one-character match.
 std::vector<Segment> segments_from_chars(std::string_view text,
@@ -33,6 +34,7 @@ std::vector<Segment> segments_from_chars(std::string_view text,
 void invert_segments(std::vector<Segment>& segments);
 
 // The [begin, end) ranges kept under `behavior`, in order (some may be empty).
-std::vector<Segment> apply_split_behavior(const std::vector<Segment>& segments, SplitBehavior behavior);
+std::vector<Segment> apply_split_behavior(const std::vector<Segment>& segments,
+                                          SplitBehavior behavior);
 
 }  // namespace falcon::text

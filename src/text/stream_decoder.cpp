@@ -29,8 +29,9 @@ std::optional<std::string> TokenStreamDecoder::step(int32_t id) {
   if (full.compare(0, prefix_.size(), prefix_) != 0) {
     // ByteFallback does this: a run of <0xNN> tokens that is not UTF-8 becomes one U+FFFD per
     // byte, including bytes already emitted as text.
-    throw InvalidArgument("stream decode: token " + std::to_string(id) + " changes text already emitted ('" +
-                          prefix_ + "' became '" + full + "')");
+    throw InvalidArgument("stream decode: token " + std::to_string(id) +
+                          " changes text already emitted ('" + prefix_ + "' became '" + full +
+                          "')");
   }
   std::string new_text = full.substr(prefix_.size());
   // Keep only the ids behind the new text as context for the next step.

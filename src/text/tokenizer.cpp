@@ -19,7 +19,8 @@ namespace {
 
 // Reads "added_tokens". A token already in the model vocabulary takes the model's id (as in the
 // reference); any other keeps the id the file gives it.
-std::vector<text::AddedToken> parse_added_tokens(const text::JsonField& list, const text::BpeModel& model) {
+std::vector<text::AddedToken> parse_added_tokens(const text::JsonField& list,
+                                                 const text::BpeModel& model) {
   std::vector<text::AddedToken> tokens;
   for (size_t i = 0; i < list.array_size(); ++i) {
     const text::JsonField entry = list.at(i);
@@ -34,8 +35,9 @@ std::vector<text::AddedToken> parse_added_tokens(const text::JsonField& list, co
       t.id = *id;
     } else {
       t.id = entry.at("id").as_id();
-      if (const std::string* other = model.id_to_token(t.id)) {
-        entry.at("id").fail("id " + std::to_string(t.id) + " already belongs to model token '" + *other + "'");
+      if (const auto other = model.id_to_token(t.id)) {
+        entry.at("id").fail("id " + std::to_string(t.id) + " already belongs to model token '" +
+                            std::string(*other) + "'");
       }
     }
     tokens.push_back(std::move(t));
@@ -50,7 +52,9 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
-Tokenizer Tokenizer::from_file(const std::string& path) { return from_json(read_text_file(path), path); }
+Tokenizer Tokenizer::from_file(const std::string& path) {
+  return from_json(read_text_file(path), path);
+}
 
 Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& label) {
   nlohmann::json json;
@@ -66,7 +70,8 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& la
   if (const auto n = root.find("normalizer")) tok.normalizer_ = text::parse_normalizer(*n);
   if (const auto p = root.find("pre_tokenizer")) tok.pre_tokenizer_ = text::parse_pre_tokenizer(*p);
   tok.model_ = text::BpeModel::from_json(root.at("model"));
-  if (const auto p = root.find("post_processor")) tok.post_processor_ = text::parse_post_processor(*p);
+  if (const auto p = root.find("post_processor"))
+    tok.post_processor_ = text::parse_post_processor(*p);
   if (const auto d = root.find("decoder")) tok.decoder_ = text::parse_decoder(*d);
   std::vector<text::AddedToken> added;
   if (const auto a = root.find("added_tokens")) added = parse_added_tokens(*a, *tok.model_);
@@ -74,7 +79,8 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& la
   return tok;
 }
 
-void Tokenizer::encode_text_piece(const std::string& piece, bool at_text_start, std::vector<int32_t>& ids) const {
+void Tokenizer::encode_text_piece(const std::string& piece, bool at_text_start,
+                                  std::vector<int32_t>& ids) const {
   std::vector<text::PreToken> pieces{{piece, at_text_start}};
   if (pre_tokenizer_) pre_tokenizer_->pre_tokenize(pieces);
   for (const text::PreToken& p : pieces) model_->tokenize(p.text, ids);
@@ -105,7 +111,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view input, bool add_special_
   return ids;
 }
 
-std::vector<std::string> Tokenizer::tokens_for_decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+std::vector<std::string> Tokenizer::tokens_for_decode(std::span<const int32_t> ids,
+                                                      bool skip_special_tokens) const {
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (const int32_t id : ids) {
@@ -113,9 +120,10 @@ std::vector<std::string> Tokenizer::tokens_for_decode(std::span<const int32_t> i
       if (!(skip_special_tokens && added->special)) tokens.push_back(added->content);
       continue;
     }
-    const std::string* token = model_->id_to_token(id);
-    if (!token) throw InvalidArgument("decode: token id " + std::to_string(id) + " is not in the vocabulary");
-    tokens.push_back(*token);
+    const auto token = model_->id_to_token(id);
+    if (!token)
+      throw InvalidArgument("decode: token id " + std::to_string(id) + " is not in the vocabulary");
+    tokens.emplace_back(*token);
   }
   return tokens;
 }
@@ -143,8 +151,9 @@ std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
 
 std::string Tokenizer::id_to_token(int32_t id) const {
   if (const text::AddedToken* added = added_->find_by_id(id)) return added->content;
-  if (const std::string* token = model_->id_to_token(id)) return *token;
-  throw InvalidArgument("id_to_token: token id " + std::to_string(id) + " is not in the vocabulary");
+  if (const auto token = model_->id_to_token(id)) return std::string(*token);
+  throw InvalidArgument("id_to_token: token id " + std::to_string(id) +
+                        " is not in the vocabulary");
 }
 
 bool Tokenizer::is_special(int32_t id) const {

@@ -54,8 +54,10 @@ class Tokenizer {
  private:
   Tokenizer();
   // The token strings of `ids` as the decoder chain expects them.
-  std::vector<std::string> tokens_for_decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
-  void encode_text_piece(const std::string& text, bool at_text_start, std::vector<int32_t>& ids) const;
+  std::vector<std::string> tokens_for_decode(std::span<const int32_t> ids,
+                                             bool skip_special_tokens) const;
+  void encode_text_piece(const std::string& text, bool at_text_start,
+                         std::vector<int32_t>& ids) const;
 
   std::unique_ptr<text::Normalizer> normalizer_;
   std::unique_ptr<text::PreTokenizer> pre_tokenizer_;

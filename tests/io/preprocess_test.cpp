@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
 #include "core/safetensors.h"
@@ -16,6 +18,7 @@ namespace fs = std::filesystem;
 
 TEST(Preprocess, MatchesEveryFixtureCase) {
   int cases = 0;
+  double worst = 0;
   for (const auto& model : fs::directory_iterator(test::fixtures_dir())) {
     if (!fs::is_directory(model.path() / "cases")) continue;
     for (const auto& dir : fs::directory_iterator(model.path() / "cases")) {
@@ -27,7 +30,9 @@ TEST(Preprocess, MatchesEveryFixtureCase) {
       const io::PreprocessedImage got = io::preprocess_image(img, c["min_image_size"], c["max_image_size"]);
       const Tensor want = SafetensorsFile::open((dir.path() / "expected.safetensors").string()).view("pixel_values");
       ASSERT_EQ(got.pixels.shape(), want.shape());
-      EXPECT_LE(test::max_abs_diff(got.pixels, want), 1e-6);
+      const double diff = test::max_abs_diff(got.pixels, want);
+      EXPECT_LE(diff, 1e-6);
+      worst = std::max(worst, diff);
       EXPECT_EQ(got.orig_height, int(expected_json["orig_hw"][0]));
       EXPECT_EQ(got.orig_width, int(expected_json["orig_hw"][1]));
       EXPECT_EQ(got.height, int(expected_json["proc_hw"][0]));
@@ -36,6 +41,7 @@ TEST(Preprocess, MatchesEveryFixtureCase) {
     }
   }
   EXPECT_GE(cases, 6);
+  std::printf("[          ] %d fixture cases, worst max abs diff %g\n", cases, worst);
 }
 
 TEST(Preprocess, MatchesPillowPipelineForEveryMode) {
@@ -44,6 +50,7 @@ TEST(Preprocess, MatchesPillowPipelineForEveryMode) {
   const nlohmann::json cases = test::run_pillow_reference("preprocess", dir)["cases"];
   ASSERT_GE(cases.size(), 100u);
   int refused = 0;
+  double worst = 0;
   for (const auto& c : cases) {
     const std::string file = c["file"];
     const int mn = c["min"], mx = c["max"];
@@ -60,9 +67,12 @@ TEST(Preprocess, MatchesPillowPipelineForEveryMode) {
     ASSERT_EQ(raw.size(), size_t(got.pixels.nbytes()));
     std::vector<float> want(got.pixels.numel());
     std::memcpy(want.data(), raw.data(), raw.size());
-    EXPECT_LE(test::max_abs_diff(got.pixels, Tensor::from_vector(want, got.pixels.shape())), 1e-6);
+    const double diff = test::max_abs_diff(got.pixels, Tensor::from_vector(want, got.pixels.shape()));
+    EXPECT_LE(diff, 1e-6);
+    worst = std::max(worst, diff);
   }
   EXPECT_GT(refused, 0);
+  std::printf("[          ] %zu runs, %d refused, worst max abs diff %g\n", cases.size(), refused, worst);
 }
 
 TEST(Preprocess, FitWithinBoundsFollowsTheReference) {

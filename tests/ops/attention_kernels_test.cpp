@@ -138,15 +138,18 @@ TEST_P(AttentionKernelsTest, EveryCudaPrefillVariantMatches) {
   if (dev != Device::CUDA) GTEST_SKIP() << "CUDA kernel variants";
   const ops::cuda::AttentionTuning saved = ops::cuda::attention_tuning();
   struct Variant {
-    bool wgmma;
+    bool wgmma, lean;
     int groups, rows, bn, warps;
   };
-  const Variant variants[] = {{true, 1, 16, 64, 4}, {true, 2, 16, 64, 4},  {false, 0, 16, 64, 4},
-                              {false, 0, 16, 64, 8}, {false, 0, 32, 32, 4}, {false, 0, 32, 64, 4}};
+  const Variant variants[] = {{true, false, 1, 16, 64, 4},  {true, true, 1, 16, 64, 4},
+                              {true, false, 2, 16, 64, 4},  {false, false, 0, 16, 64, 4},
+                              {false, false, 0, 16, 64, 8}, {false, false, 0, 32, 32, 4},
+                              {false, false, 0, 32, 64, 4}};
   uint64_t seed = 900;
   for (const Variant& var : variants) {
     ops::cuda::AttentionTuning t = saved;
     t.flash_wgmma = var.wgmma;
+    t.flash_wgmma_lean = var.lean;
     t.flash_warpgroups = var.groups;
     t.flash_rows_per_warp = var.rows;
     t.flash_block_n = var.bn;
@@ -154,7 +157,7 @@ TEST_P(AttentionKernelsTest, EveryCudaPrefillVariantMatches) {
     ops::cuda::set_attention_tuning(t);
     for (const Case& c : kPrefillCases) {
       const double err = run_case(dev, DType::BF16, c, seed += 4);
-      EXPECT_LT(err, 1e-2) << (var.wgmma ? "wgmma" : "mma") << " groups=" << var.groups << " rows=" << var.rows
+      EXPECT_LT(err, 1e-2) << (var.wgmma ? (var.lean ? "wgmma lean" : "wgmma") : "mma") << " groups=" << var.groups << " rows=" << var.rows
                            << " bn=" << var.bn << " warps=" << var.warps << " " << c.what();
     }
   }

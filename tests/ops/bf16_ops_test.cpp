@@ -15,6 +15,9 @@
 #include "ops/qk_norm_rope.h"
 #include "ops/rms_norm.h"
 #include "test_support.h"
+#ifdef FALCON_HAS_CUDA
+#include "ops/cuda_tuning.h"
+#endif
 
 namespace falcon {
 namespace {
@@ -152,6 +155,29 @@ TEST_F(Bf16OpsTest, Linear) {
   const Case cases[] = {{1, 3072, 1024, false, false}, {7, 1024, 1024, true, true}, {64, 2304, 768, true, false},
                         {300, 96, 1024, false, true},  {500, 512, 256, true, true}};
   uint64_t seed = 20;
+#ifdef FALCON_HAS_CUDA
+  // BF16 weights at decode sizes: both the GEMV and cuBLASLt, whichever the default is.
+  const ops::cuda::LinearTuning saved = ops::cuda::linear_tuning();
+  for (const int gemv_rows : {0, 8}) {
+    ops::cuda::LinearTuning t = saved;
+    t.gemv_max_rows = gemv_rows;
+    ops::cuda::set_linear_tuning(t);
+    for (const Case& c : cases) {
+      if (c.m > 8) continue;
+      Tensor x = rounded(test::random_tensor({c.m, c.k}, seed += 4, -1, 1));
+      Tensor w = test::random_tensor({c.n, c.k}, seed + 1, -0.1f, 0.1f);
+      Tensor b = test::random_tensor({c.n}, seed + 2, -1, 1);
+      Tensor want = Tensor::zeros({c.m, c.n}, DType::F32);
+      ops::linear(x, ops::prepare_linear_weight(w, DType::BF16, Device::CPU), c.bias ? &b : nullptr, want, false);
+      Tensor y = Tensor::zeros({c.m, c.n}, DType::BF16, dev), bd = b.to(dev);
+      ops::linear(to_bf16(x), ops::prepare_linear_weight(w, DType::BF16, dev), c.bias ? &bd : nullptr, y, false);
+      const std::string what = std::string("linear bf16 x BF16 ") + (gemv_rows ? "gemv" : "cublasLt") +
+                               " M=" + std::to_string(c.m) + " N=" + std::to_string(c.n);
+      EXPECT_LT(err(what.c_str(), y, want), kTol);
+    }
+  }
+  ops::cuda::set_linear_tuning(saved);
+#endif
   for (const DType wdt : {DType::BF16, DType::Q8, DType::Q4}) {
     for (const Case& c : cases) {
       SCOPED_TRACE(std::string(dtype_name(wdt)) + " M=" + std::to_string(c.m) + " N=" + std::to_string(c.n) +

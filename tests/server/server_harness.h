@@ -178,7 +178,7 @@ inline httplib::Result post_json(httplib::Client& c, const json& body) {
 inline json without_run_fields(json j) {
   for (const char* k : {"id", "created", "inference_time_ms", "queue_ms", "total_time_ms", "tokenize_time_ms",
                         "prefill_time_ms", "decode_time_ms", "finalize_time_ms", "num_decode_steps",
-                        "avg_decode_batch_size", "timings_ms"}) {
+                        "avg_decode_batch_size", "timings_ms", "cached_tokens"}) {
     j.erase(k);
   }
   return j;

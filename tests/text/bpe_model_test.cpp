@@ -7,9 +7,9 @@
 namespace falcon::text {
 namespace {
 
-TokenMap vocab_of(const std::vector<std::string>& tokens) {
-  TokenMap v;
-  for (size_t i = 0; i < tokens.size(); ++i) v.emplace(tokens[i], int32_t(i));
+TokenTable vocab_of(const std::vector<std::string>& tokens) {
+  TokenTable v;
+  for (size_t i = 0; i < tokens.size(); ++i) EXPECT_TRUE(v.insert(tokens[i], int32_t(i)));
   return v;
 }
 
@@ -99,8 +99,24 @@ TEST(BpeModelTest, ContinuingSubwordPrefixAndSuffix) {
 TEST(BpeModelTest, RejectsInconsistentMergesAndIds) {
   EXPECT_THROW(BpeModel(vocab_of({"a", "b"}), {{"a", "b"}}, {}), InvalidArgument);  // "ab" missing
   EXPECT_THROW(BpeModel(vocab_of({"a"}), {{"a", "z"}}, {}), InvalidArgument);
-  TokenMap dup{{"a", 0}, {"b", 0}};
+  TokenTable dup;
+  dup.insert("a", 0);
+  dup.insert("b", 0);
   EXPECT_THROW(BpeModel(dup, {}, {}), InvalidArgument);
+}
+
+TEST(TokenTableTest, FindsWhatWasInserted) {
+  TokenTable t;
+  for (int i = 0; i < 1000; ++i)
+    EXPECT_TRUE(t.insert("tok" + std::to_string(i), i));  // grows several times
+  EXPECT_FALSE(t.insert("tok7", 99));
+  EXPECT_EQ(t.size(), 1000u);
+  EXPECT_EQ(t.find("tok7"), 7);
+  EXPECT_EQ(t.find("tok999"), 999);
+  EXPECT_EQ(t.find("tok1000"), std::nullopt);
+  EXPECT_EQ(t.find(""), std::nullopt);
+  EXPECT_TRUE(t.insert("", 1000));
+  EXPECT_EQ(t.find(""), 1000);
 }
 
 TEST(BpeModelTest, FromJsonReadsBothMergeForms) {
@@ -112,8 +128,8 @@ TEST(BpeModelTest, FromJsonReadsBothMergeForms) {
   EXPECT_EQ(tokenize(*m, "abc"), (std::vector<int32_t>{4}));
   EXPECT_EQ(m->vocab_size(), 5u);
   EXPECT_EQ(m->token_to_id("ab"), 3);
-  EXPECT_EQ(*m->id_to_token(4), "abc");
-  EXPECT_EQ(m->id_to_token(5), nullptr);
+  EXPECT_EQ(m->id_to_token(4), "abc");
+  EXPECT_EQ(m->id_to_token(5), std::nullopt);
 }
 
 TEST(BpeModelTest, FromJsonErrorsNameTheField) {
@@ -126,7 +142,8 @@ TEST(BpeModelTest, FromJsonErrorsNameTheField) {
     load(R"({"type": "BPE", "vocab": {"a": 0}, "merges": ["a b c"]})");
     FAIL();
   } catch (const FileError& e) {
-    EXPECT_NE(std::string(e.what()).find("t.json: field 'model.merges[0]'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("t.json: field 'model.merges[0]'"), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(load(R"({"type": "BPE", "vocab": {"a": "zero"}, "merges": []})"), FileError);
   EXPECT_THROW(load(R"({"type": "BPE", "vocab": {"a": -1}, "merges": []})"), FileError);

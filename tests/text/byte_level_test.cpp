@@ -45,7 +45,9 @@ TEST(ByteLevelTest, RoundTripsArbitraryBytes) {
 
   std::string hello;
   append_byte_level(hello, "a b\n");
-  EXPECT_EQ(hello, "a\xC4\xA0" "b\xC4\x8A");  // "aĠbĊ"
+  EXPECT_EQ(hello,
+            "a\xC4\xA0"
+            "b\xC4\x8A");  // "aĠbĊ"
 }
 
 TEST(ByteLevelTest, RejectsCharactersOutsideTheMap) {

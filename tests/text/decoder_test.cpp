@@ -21,7 +21,8 @@ TEST(DecoderTest, ByteLevelJoinsBytesAcrossTokens) {
   // "Ã" + "©" are the two bytes of é split over two tokens.
   EXPECT_EQ(decode_chain(R"({"type": "ByteLevel"})", {"ĠcafÃ", "©", "Ċ"}), (Tokens{" café\n"}));
   // Tokens outside the byte map (added tokens) pass through as text.
-  EXPECT_EQ(decode_chain(R"({"type": "ByteLevel"})", {"<|image|>", "Ġhi"}), (Tokens{"<|image|> hi"}));
+  EXPECT_EQ(decode_chain(R"({"type": "ByteLevel"})", {"<|image|>", "Ġhi"}),
+            (Tokens{"<|image|> hi"}));
   EXPECT_EQ(decode_chain(R"({"type": "ByteLevel"})", {"<|a b|>"}), (Tokens{"<|a b|>"}));
   // A lone lead byte is not UTF-8.
   EXPECT_EQ(decode_chain(R"({"type": "ByteLevel"})", {"Ã", "x"}), (Tokens{kFffd + "x"}));
@@ -31,7 +32,8 @@ TEST(DecoderTest, MetaspaceDropsTheFirstPrependedReplacement) {
   EXPECT_EQ(decode_chain(R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always"})",
                          {"▁Hey", "▁friend", "!"}),
             (Tokens{"Hey", " friend", "!"}));
-  EXPECT_EQ(decode_chain(R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never"})", {"▁Hey"}),
+  EXPECT_EQ(decode_chain(R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never"})",
+                         {"▁Hey"}),
             (Tokens{" Hey"}));
 }
 
@@ -42,17 +44,21 @@ TEST(DecoderTest, ByteFallback) {
   EXPECT_EQ(decode_chain(R"({"type": "ByteFallback"})", {"<0xC3>", "<0x41>", "<0xFF>"}),
             (Tokens{kFffd, kFffd, kFffd}));
   // Not byte tokens: wrong length or non-hex digits.
-  EXPECT_EQ(decode_chain(R"({"type": "ByteFallback"})", {"<0x4>", "<0xZZ>"}), (Tokens{"<0x4>", "<0xZZ>"}));
+  EXPECT_EQ(decode_chain(R"({"type": "ByteFallback"})", {"<0x4>", "<0xZZ>"}),
+            (Tokens{"<0x4>", "<0xZZ>"}));
 }
 
 TEST(DecoderTest, FuseStripReplace) {
   EXPECT_EQ(decode_chain(R"({"type": "Fuse"})", {"a", "b", "c"}), (Tokens{"abc"}));
-  EXPECT_EQ(decode_chain(R"({"type": "Strip", "content": " ", "start": 1, "stop": 0})", {"  ab ", " c"}),
-            (Tokens{" ab ", "c"}));
+  EXPECT_EQ(
+      decode_chain(R"({"type": "Strip", "content": " ", "start": 1, "stop": 0})", {"  ab ", " c"}),
+      (Tokens{" ab ", "c"}));
   EXPECT_EQ(decode_chain(R"({"type": "Strip", "content": " ", "start": 0, "stop": 2})", {"ab   "}),
             (Tokens{"ab "}));
-  EXPECT_EQ(decode_chain(R"({"type": "Strip", "content": " ", "start": 5, "stop": 5})", {"  "}), (Tokens{""}));
-  EXPECT_EQ(decode_chain(R"({"type": "Replace", "pattern": {"String": "▁"}, "content": " "})", {"▁a▁", "b"}),
+  EXPECT_EQ(decode_chain(R"({"type": "Strip", "content": " ", "start": 5, "stop": 5})", {"  "}),
+            (Tokens{""}));
+  EXPECT_EQ(decode_chain(R"({"type": "Replace", "pattern": {"String": "▁"}, "content": " "})",
+                         {"▁a▁", "b"}),
             (Tokens{" a ", "b"}));
 }
 
@@ -65,12 +71,14 @@ TEST(DecoderTest, SequenceOfTheMetaspaceFixture) {
 }
 
 TEST(DecoderTest, BpeSuffix) {
-  EXPECT_EQ(decode_chain(R"({"type": "BPEDecoder", "suffix": "</w>"})", {"hel", "lo</w>", "you</w>"}),
-            (Tokens{"hel", "lo ", "you"}));
+  EXPECT_EQ(
+      decode_chain(R"({"type": "BPEDecoder", "suffix": "</w>"})", {"hel", "lo</w>", "you</w>"}),
+      (Tokens{"hel", "lo ", "you"}));
 }
 
 TEST(DecoderTest, ConfigErrors) {
-  EXPECT_THROW(decode_chain(R"({"type": "Strip", "content": "  ", "start": 1, "stop": 0})", {}), FileError);
+  EXPECT_THROW(decode_chain(R"({"type": "Strip", "content": "  ", "start": 1, "stop": 0})", {}),
+               FileError);
   EXPECT_THROW(decode_chain(R"({"type": "Strip", "content": " ", "start": -1})", {}), FileError);
   EXPECT_THROW(decode_chain(R"({"type": "CTC"})", {}), Unsupported);
 }

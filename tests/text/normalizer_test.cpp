@@ -36,8 +36,10 @@ TEST(NormalizerTest, StripRemovesUnicodeWhitespace) {
   EXPECT_EQ(normalize(R"({"type": "Strip", "strip_left": true, "strip_right": true})",
                       " \t\xE3\x80\x80 mid dle \xC2\xA0\n"),
             "mid dle");
-  EXPECT_EQ(normalize(R"({"type": "Strip", "strip_left": false, "strip_right": true})", "  x  "), "  x");
-  EXPECT_EQ(normalize(R"({"type": "Strip", "strip_left": true, "strip_right": false})", "  x  "), "x  ");
+  EXPECT_EQ(normalize(R"({"type": "Strip", "strip_left": false, "strip_right": true})", "  x  "),
+            "  x");
+  EXPECT_EQ(normalize(R"({"type": "Strip", "strip_left": true, "strip_right": false})", "  x  "),
+            "x  ");
   EXPECT_EQ(normalize(R"({"type": "Strip", "strip_left": true, "strip_right": true})", "   "), "");
 }
 
@@ -51,13 +53,16 @@ TEST(NormalizerTest, PrependOnlyToNonEmptyText) {
 }
 
 TEST(NormalizerTest, ReplaceStringAndRegex) {
-  EXPECT_EQ(normalize(R"({"type": "Replace", "pattern": {"String": " "}, "content": "▁"})", "a b  c"),
-            "a▁b▁▁c");
-  EXPECT_EQ(normalize(R"({"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "})", "a \t\n b"),
-            "a b");
+  EXPECT_EQ(
+      normalize(R"({"type": "Replace", "pattern": {"String": " "}, "content": "▁"})", "a b  c"),
+      "a▁b▁▁c");
+  EXPECT_EQ(
+      normalize(R"({"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "})", "a \t\n b"),
+      "a b");
   // A literal pattern with regex metacharacters is taken verbatim.
-  EXPECT_EQ(normalize(R"({"type": "Replace", "pattern": {"String": "a.b"}, "content": "X"})", "a.b axb"),
-            "X axb");
+  EXPECT_EQ(
+      normalize(R"({"type": "Replace", "pattern": {"String": "a.b"}, "content": "X"})", "a.b axb"),
+      "X axb");
 }
 
 TEST(NormalizerTest, SequenceAppliesInOrder) {
@@ -70,7 +75,9 @@ TEST(NormalizerTest, SequenceAppliesInOrder) {
 }
 
 TEST(NormalizerTest, ByteLevelMapsBytes) {
-  EXPECT_EQ(normalize(R"({"type": "ByteLevel"})", "a b"), "a\xC4\xA0" "b");
+  EXPECT_EQ(normalize(R"({"type": "ByteLevel"})", "a b"),
+            "a\xC4\xA0"
+            "b");
 }
 
 TEST(NormalizerTest, ConfigErrorsNameTheField) {
@@ -78,11 +85,14 @@ TEST(NormalizerTest, ConfigErrorsNameTheField) {
     normalize(R"({"type": "Sequence", "normalizers": [{"type": "Prepend"}]})", "x");
     FAIL();
   } catch (const FileError& e) {
-    EXPECT_NE(std::string(e.what()).find("test.json: field 'normalizer.normalizers[0].prepend'"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("test.json: field 'normalizer.normalizers[0].prepend'"),
+              std::string::npos)
         << e.what();
   }
-  EXPECT_THROW(normalize(R"({"type": "Precompiled", "precompiled_charsmap": ""})", "x"), Unsupported);
-  EXPECT_THROW(normalize(R"({"type": "Replace", "pattern": {"Regex": "("}, "content": ""})", "x"), FileError);
+  EXPECT_THROW(normalize(R"({"type": "Precompiled", "precompiled_charsmap": ""})", "x"),
+               Unsupported);
+  EXPECT_THROW(normalize(R"({"type": "Replace", "pattern": {"Regex": "("}, "content": ""})", "x"),
+               FileError);
 }
 
 TEST(UnicodeClassesTest, MatchRustDefinitions) {
@@ -96,9 +106,9 @@ TEST(UnicodeClassesTest, MatchRustDefinitions) {
   EXPECT_TRUE(is_punctuation(U'\u3002'));   // 。
   EXPECT_FALSE(is_punctuation(U'\u00A9'));  // © is a symbol
   EXPECT_TRUE(is_word_char(U'_'));
-  EXPECT_TRUE(is_word_char(U'\u0301'));     // marks
-  EXPECT_TRUE(is_word_char(U'\u200D'));     // join control
-  EXPECT_TRUE(is_word_char(U'\u24B6'));     // Ⓐ is Alphabetic
+  EXPECT_TRUE(is_word_char(U'\u0301'));  // marks
+  EXPECT_TRUE(is_word_char(U'\u200D'));  // join control
+  EXPECT_TRUE(is_word_char(U'\u24B6'));  // Ⓐ is Alphabetic
   EXPECT_FALSE(is_word_char(U'-'));
 }
 

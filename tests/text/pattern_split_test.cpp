@@ -15,7 +15,8 @@ std::vector<std::string> match_texts(const Pattern& p, const std::string& text) 
   return out;
 }
 
-std::vector<std::string> split_texts(const std::string& text, const std::vector<Segment>& segments) {
+std::vector<std::string> split_texts(const std::string& text,
+                                     const std::vector<Segment>& segments) {
   std::vector<std::string> out;
   for (const Segment& s : segments) out.push_back(text.substr(s.begin, s.end - s.begin));
   return out;

@@ -9,7 +9,8 @@ namespace {
 
 using Pieces = std::vector<std::string>;
 
-Pieces pre_tokenize(const std::string& config_json, const std::string& text, bool at_text_start = true) {
+Pieces pre_tokenize(const std::string& config_json, const std::string& text,
+                    bool at_text_start = true) {
   const nlohmann::json j = nlohmann::json::parse(config_json);
   const std::string file = "test.json";
   std::vector<PreToken> pieces{{text, at_text_start}};
@@ -21,40 +22,53 @@ Pieces pre_tokenize(const std::string& config_json, const std::string& text, boo
 
 TEST(PreTokenizerTest, ByteLevel) {
   // "Ġ" is the byte-level form of a space.
-  EXPECT_EQ(pre_tokenize(R"({"type": "ByteLevel", "add_prefix_space": true, "use_regex": true})", "Hello world"),
+  EXPECT_EQ(pre_tokenize(R"({"type": "ByteLevel", "add_prefix_space": true, "use_regex": true})",
+                         "Hello world"),
             (Pieces{"ĠHello", "Ġworld"}));
-  EXPECT_EQ(pre_tokenize(R"({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true})", "Hello world"),
+  EXPECT_EQ(pre_tokenize(R"({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true})",
+                         "Hello world"),
             (Pieces{"Hello", "Ġworld"}));
-  EXPECT_EQ(pre_tokenize(R"({"type": "ByteLevel", "add_prefix_space": false, "use_regex": false})", "Hello world\n"),
+  EXPECT_EQ(pre_tokenize(R"({"type": "ByteLevel", "add_prefix_space": false, "use_regex": false})",
+                         "Hello world\n"),
             (Pieces{"HelloĠworldĊ"}));
   // Multi-byte characters become one byte-level character per byte: é is C3 A9 -> "Ã©".
-  EXPECT_EQ(pre_tokenize(R"({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true})", "café"),
+  EXPECT_EQ(pre_tokenize(R"({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true})",
+                         "café"),
             (Pieces{"cafÃ©"}));
 }
 
 TEST(PreTokenizerTest, SplitBehaviourAndInvert) {
-  EXPECT_EQ(pre_tokenize(R"({"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Isolated", "invert": false})",
-                         "a  b"),
-            (Pieces{"a", "  ", "b"}));
-  EXPECT_EQ(pre_tokenize(R"({"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Removed", "invert": false})",
-                         "a  b"),
-            (Pieces{"a", "b"}));
+  EXPECT_EQ(
+      pre_tokenize(
+          R"({"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Isolated", "invert": false})",
+          "a  b"),
+      (Pieces{"a", "  ", "b"}));
+  EXPECT_EQ(
+      pre_tokenize(
+          R"({"type": "Split", "pattern": {"Regex": "\\s+"}, "behavior": "Removed", "invert": false})",
+          "a  b"),
+      (Pieces{"a", "b"}));
   // Inverted: the words are what matches, so Removed drops the text between them.
-  EXPECT_EQ(pre_tokenize(R"({"type": "Split", "pattern": {"Regex": "\\w+"}, "behavior": "Removed", "invert": true})",
-                         "ab, cd"),
-            (Pieces{"ab", "cd"}));
-  EXPECT_EQ(pre_tokenize(
-                R"({"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false})",
-                "a b c"),
-            (Pieces{"a ", "b ", "c"}));
-  EXPECT_EQ(pre_tokenize(
-                R"({"type": "Split", "pattern": {"String": "-"}, "behavior": "MergedWithNext", "invert": false})",
-                "x-y--z"),
-            (Pieces{"x", "-y", "-", "-z"}));
+  EXPECT_EQ(
+      pre_tokenize(
+          R"({"type": "Split", "pattern": {"Regex": "\\w+"}, "behavior": "Removed", "invert": true})",
+          "ab, cd"),
+      (Pieces{"ab", "cd"}));
+  EXPECT_EQ(
+      pre_tokenize(
+          R"({"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": false})",
+          "a b c"),
+      (Pieces{"a ", "b ", "c"}));
+  EXPECT_EQ(
+      pre_tokenize(
+          R"({"type": "Split", "pattern": {"String": "-"}, "behavior": "MergedWithNext", "invert": false})",
+          "x-y--z"),
+      (Pieces{"x", "-y", "-", "-z"}));
 }
 
 TEST(PreTokenizerTest, Punctuation) {
-  EXPECT_EQ(pre_tokenize(R"({"type": "Punctuation"})", "Hey, you!!"), (Pieces{"Hey", ",", " you", "!", "!"}));
+  EXPECT_EQ(pre_tokenize(R"({"type": "Punctuation"})", "Hey, you!!"),
+            (Pieces{"Hey", ",", " you", "!", "!"}));
   EXPECT_EQ(pre_tokenize(R"({"type": "Punctuation", "behavior": "Contiguous"})", "Hey, you!!"),
             (Pieces{"Hey", ",", " you", "!!"}));
 }
@@ -76,23 +90,32 @@ TEST(PreTokenizerTest, WhitespaceAndWhitespaceSplit) {
 }
 
 TEST(PreTokenizerTest, Metaspace) {
-  EXPECT_EQ(pre_tokenize(R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true})",
-                         "Hey friend"),
-            (Pieces{"▁Hey", "▁friend"}));
-  EXPECT_EQ(pre_tokenize(R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": true})",
-                         "Hey friend"),
-            (Pieces{"Hey", "▁friend"}));
-  EXPECT_EQ(pre_tokenize(R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": false})",
-                         "Hey friend"),
-            (Pieces{"▁Hey▁friend"}));
+  EXPECT_EQ(
+      pre_tokenize(
+          R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true})",
+          "Hey friend"),
+      (Pieces{"▁Hey", "▁friend"}));
+  EXPECT_EQ(
+      pre_tokenize(
+          R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": true})",
+          "Hey friend"),
+      (Pieces{"Hey", "▁friend"}));
+  EXPECT_EQ(
+      pre_tokenize(
+          R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": false})",
+          "Hey friend"),
+      (Pieces{"▁Hey▁friend"}));
   // "first" prepends only to a piece that starts the input.
-  const std::string first = R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first"})";
+  const std::string first =
+      R"({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first"})";
   EXPECT_EQ(pre_tokenize(first, "Hey friend", true), (Pieces{"▁Hey", "▁friend"}));
   EXPECT_EQ(pre_tokenize(first, "Hey friend", false), (Pieces{"Hey", "▁friend"}));
   // Leading spaces: each replacement stays with what follows it.
-  EXPECT_EQ(pre_tokenize(R"({"type": "Metaspace", "replacement": "▁"})", "  x"), (Pieces{"▁", "▁x"}));
+  EXPECT_EQ(pre_tokenize(R"({"type": "Metaspace", "replacement": "▁"})", "  x"),
+            (Pieces{"▁", "▁x"}));
   // Legacy add_prefix_space=false means never.
-  EXPECT_EQ(pre_tokenize(R"({"type": "Metaspace", "replacement": "▁", "add_prefix_space": false})", "a b"),
+  EXPECT_EQ(pre_tokenize(R"({"type": "Metaspace", "replacement": "▁", "add_prefix_space": false})",
+                         "a b"),
             (Pieces{"a", "▁b"}));
 }
 
@@ -105,10 +128,12 @@ TEST(PreTokenizerTest, SequenceChainsSteps) {
 }
 
 TEST(PreTokenizerTest, ConfigErrors) {
-  EXPECT_THROW(pre_tokenize(R"({"type": "Split", "pattern": {"Regex": "["}, "behavior": "Isolated"})", "x"),
-               FileError);
-  EXPECT_THROW(pre_tokenize(R"({"type": "Split", "pattern": {"String": " "}, "behavior": "Sideways"})", "x"),
-               FileError);
+  EXPECT_THROW(
+      pre_tokenize(R"({"type": "Split", "pattern": {"Regex": "["}, "behavior": "Isolated"})", "x"),
+      FileError);
+  EXPECT_THROW(
+      pre_tokenize(R"({"type": "Split", "pattern": {"String": " "}, "behavior": "Sideways"})", "x"),
+      FileError);
   EXPECT_THROW(pre_tokenize(R"({"type": "Metaspace", "replacement": "ab"})", "x"), FileError);
   EXPECT_THROW(pre_tokenize(R"({"type": "UnicodeScripts"})", "x"), Unsupported);
   EXPECT_THROW(pre_tokenize(R"({"kind": "ByteLevel"})", "x"), FileError);

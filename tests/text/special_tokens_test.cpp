@@ -16,7 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string model_dir(const std::string& name) { return test::fixtures_dir() + "/" + name + "/model"; }
+std::string model_dir(const std::string& name) {
+  return test::fixtures_dir() + "/" + name + "/model";
+}
 
 TEST(SpecialTokensTest, ResolvesTheFixtureModelsTokens) {
   for (const std::string name : {"perception-tiny", "ocr-tiny"}) {
@@ -54,13 +56,16 @@ TEST(SpecialTokensTest, ResolvesTheFixtureModelsTokens) {
 class TempModelDir : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("falcon_special_tokens_" + std::to_string(std::random_device{}()));
+    dir_ = fs::temp_directory_path() /
+           ("falcon_special_tokens_" + std::to_string(std::random_device{}()));
     fs::create_directories(dir_);
     fs::copy_file(model_dir("perception-tiny") + "/tokenizer.json", dir_ / "tokenizer.json");
     tok_ = std::make_unique<Tokenizer>(Tokenizer::from_file((dir_ / "tokenizer.json").string()));
   }
   void TearDown() override { fs::remove_all(dir_); }
-  void write(const std::string& name, const nlohmann::json& j) { std::ofstream(dir_ / name) << j.dump(); }
+  void write(const std::string& name, const nlohmann::json& j) {
+    std::ofstream(dir_ / name) << j.dump();
+  }
 
   fs::path dir_;
   std::unique_ptr<Tokenizer> tok_;
@@ -84,7 +89,8 @@ TEST_F(TempModelDir, FallsBackToConfigIds) {
 }
 
 TEST_F(TempModelDir, UnknownTokenStringIsFileError) {
-  write("tokenizer_config.json", {{"model_specific_special_tokens", {{"seg_token", "<|no_such_token|>"}}}});
+  write("tokenizer_config.json",
+        {{"model_specific_special_tokens", {{"seg_token", "<|no_such_token|>"}}}});
   try {
     load_special_tokens(dir_.string(), *tok_);
     FAIL();

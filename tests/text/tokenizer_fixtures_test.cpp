@@ -15,7 +15,9 @@
 namespace falcon {
 namespace {
 
-std::string tokenizer_dir(const std::string& name) { return test::fixtures_dir() + "/tokenizers/" + name; }
+std::string tokenizer_dir(const std::string& name) {
+  return test::fixtures_dir() + "/tokenizers/" + name;
+}
 
 // Test names cannot contain '-'.
 std::string dash_free_name(const ::testing::TestParamInfo<std::string>& p) {
@@ -61,8 +63,9 @@ TEST_P(FixtureTokenizerTest, StreamingDecodeConcatenatesToTheFullDecode) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureTokenizerTest,
-                         ::testing::Values("bytelevel-gpt2", "bytelevel-falcon", "split-gpt2-nfc", "split-llama3",
-                                           "split-llama3-nfkc", "metaspace-bytefallback"),
+                         ::testing::Values("bytelevel-gpt2", "bytelevel-falcon", "split-gpt2-nfc",
+                                           "split-llama3", "split-llama3-nfkc",
+                                           "metaspace-bytefallback"),
                          dash_free_name);
 
 // The model fixtures: input_ids are the prompt with <|image|> replaced by the image block, each
@@ -83,7 +86,8 @@ TEST_P(ModelPromptTest, PromptsReproduceInputIds) {
   int checked = 0;
   for (const auto& entry : std::filesystem::directory_iterator(model + "/cases")) {
     const nlohmann::json c = read_json_file(entry.path().string() + "/case.json");
-    const std::vector<int64_t> input_ids = read_input_ids(entry.path().string() + "/expected.safetensors");
+    const std::vector<int64_t> input_ids =
+        read_input_ids(entry.path().string() + "/expected.safetensors");
     const int64_t patches = std::count(input_ids.begin(), input_ids.end(), special.image);
     ASSERT_GT(patches, 0);
 
@@ -97,7 +101,8 @@ TEST_P(ModelPromptTest, PromptsReproduceInputIds) {
     for (const int32_t r : special.reg) want.push_back(r);
     want.insert(want.end(), size_t(patches), special.image);
     want.push_back(special.end_of_image);
-    for (const int32_t id : tok.encode(prompt.substr(at + placeholder.size()), true)) want.push_back(id);
+    for (const int32_t id : tok.encode(prompt.substr(at + placeholder.size()), true))
+      want.push_back(id);
     EXPECT_EQ(want, input_ids) << entry.path();
     ++checked;
   }

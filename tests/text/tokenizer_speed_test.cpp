@@ -31,8 +31,9 @@ struct GeneratedTokenizer {
 
 GeneratedTokenizer generate_tokenizer() {
   std::mt19937 rng(1234);
-  const std::vector<std::string> onsets = {"b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t",
-                                           "v", "w", "st", "tr", "ch", "sh", "th", "pl", "gr", "é", "ñ", "ж", "к"};
+  const std::vector<std::string> onsets = {"b",  "c",  "d",  "f",  "g",  "h", "k", "l",  "m",
+                                           "n",  "p",  "r",  "s",  "t",  "v", "w", "st", "tr",
+                                           "ch", "sh", "th", "pl", "gr", "é", "ñ", "ж",  "к"};
   const std::vector<std::string> vowels = {"a", "e", "i", "o", "u", "y", "ou", "ea", "ö", "и"};
   nlohmann::json vocab = nlohmann::json::object();
   std::vector<std::string> id_to_token;
@@ -76,25 +77,43 @@ GeneratedTokenizer generate_tokenizer() {
   }
   nlohmann::json added = nlohmann::json::array();
   for (int id = 0; id < 4; ++id) {
-    added.push_back({{"id", id}, {"content", id_to_token[size_t(id)]}, {"single_word", false}, {"lstrip", false},
-                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+    added.push_back({{"id", id},
+                     {"content", id_to_token[size_t(id)]},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
   }
   const std::string falcon_split =
       R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-  const nlohmann::json j = {
-      {"version", "1.0"},
-      {"added_tokens", added},
-      {"normalizer", nullptr},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers",
-         {{{"type", "Split"}, {"pattern", {{"Regex", falcon_split}}}, {"behavior", "Isolated"}, {"invert", false}},
-          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}}},
-      {"post_processor", nullptr},
-      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
-      {"model",
-       {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"byte_fallback", false},
-        {"vocab", vocab}, {"merges", merges}}}};
+  const nlohmann::json j = {{"version", "1.0"},
+                            {"added_tokens", added},
+                            {"normalizer", nullptr},
+                            {"pre_tokenizer",
+                             {{"type", "Sequence"},
+                              {"pretokenizers",
+                               {{{"type", "Split"},
+                                 {"pattern", {{"Regex", falcon_split}}},
+                                 {"behavior", "Isolated"},
+                                 {"invert", false}},
+                                {{"type", "ByteLevel"},
+                                 {"add_prefix_space", false},
+                                 {"trim_offsets", true},
+                                 {"use_regex", false}}}}}},
+                            {"post_processor", nullptr},
+                            {"decoder",
+                             {{"type", "ByteLevel"},
+                              {"add_prefix_space", true},
+                              {"trim_offsets", true},
+                              {"use_regex", true}}},
+                            {"model",
+                             {{"type", "BPE"},
+                              {"dropout", nullptr},
+                              {"unk_token", nullptr},
+                              {"byte_fallback", false},
+                              {"vocab", vocab},
+                              {"merges", merges}}}};
   g.json = j.dump();
   return g;
 }
@@ -132,8 +151,9 @@ TEST(TokenizerSpeedTest, LoadsA65kVocabularyAndEncodesQuickly) {
   // The merge chains must have fired: far fewer ids than bytes.
   EXPECT_LT(ids.size(), text.size() / 2);
   const double mb = double(text.size()) / 1e6;
-  std::printf("[speed] load %.1f ms (%zu bytes of JSON), encode %.1f MB/s (%zu ids), decode %.1f MB/s\n",
-              load_s * 1e3, g.json.size(), mb / encode_s, ids.size(), mb / decode_s);
+  std::printf(
+      "[speed] load %.1f ms (%zu bytes of JSON), encode %.1f MB/s (%zu ids), decode %.1f MB/s\n",
+      load_s * 1e3, g.json.size(), mb / encode_s, ids.size(), mb / decode_s);
   RecordProperty("load_ms", std::to_string(load_s * 1e3));
   RecordProperty("encode_mb_per_s", std::to_string(mb / encode_s));
   EXPECT_LT(load_s, 2.0);

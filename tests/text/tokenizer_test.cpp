@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/error.h"
 #include "test_support.h"
@@ -44,11 +44,14 @@ nlohmann::json byte_level_tokenizer() {
 
 nlohmann::json added_token(int id, const std::string& content, bool special, bool lstrip = false,
                            bool rstrip = false, bool single_word = false, bool normalized = false) {
-  return {{"id", id},         {"content", content}, {"single_word", single_word}, {"lstrip", lstrip},
-          {"rstrip", rstrip}, {"normalized", normalized}, {"special", special}};
+  return {{"id", id},          {"content", content}, {"single_word", single_word},
+          {"lstrip", lstrip},  {"rstrip", rstrip},   {"normalized", normalized},
+          {"special", special}};
 }
 
-Tokenizer load(const nlohmann::json& j) { return Tokenizer::from_json(j.dump(), "test-tokenizer.json"); }
+Tokenizer load(const nlohmann::json& j) {
+  return Tokenizer::from_json(j.dump(), "test-tokenizer.json");
+}
 
 std::vector<int32_t> bytes_of(const std::string& s) {
   std::vector<int32_t> ids;
@@ -125,15 +128,15 @@ TEST(TokenizerTest, NormalizedAddedTokensMatchTheNormalizedText) {
 TEST(TokenizerTest, TemplatePostProcessorAddsBosAndEos) {
   nlohmann::json j = byte_level_tokenizer();
   j["added_tokens"] = {added_token(300, "<s>", true), added_token(301, "</s>", true)};
-  j["post_processor"] = {
-      {"type", "TemplateProcessing"},
-      {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
-                  {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                  {{"SpecialToken", {{"id", "</s>"}, {"type_id", 0}}}}}},
-      {"pair", nlohmann::json::array()},
-      {"special_tokens",
-       {{"<s>", {{"id", "<s>"}, {"ids", {300}}, {"tokens", {"<s>"}}}},
-        {"</s>", {{"id", "</s>"}, {"ids", {301}}, {"tokens", {"</s>"}}}}}}};
+  j["post_processor"] = {{"type", "TemplateProcessing"},
+                         {"single",
+                          {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                           {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                           {{"SpecialToken", {{"id", "</s>"}, {"type_id", 0}}}}}},
+                         {"pair", nlohmann::json::array()},
+                         {"special_tokens",
+                          {{"<s>", {{"id", "<s>"}, {"ids", {300}}, {"tokens", {"<s>"}}}},
+                           {"</s>", {{"id", "</s>"}, {"ids", {301}}, {"tokens", {"</s>"}}}}}}};
   const Tokenizer tok = load(j);
   EXPECT_EQ(tok.encode("hello", true), (std::vector<int32_t>{300, 257, 301}));
   EXPECT_EQ(tok.encode("hello", false), (std::vector<int32_t>{257}));
@@ -145,7 +148,10 @@ TEST(TokenizerTest, InvalidUtf8InputIsInvalidArgument) {
   const Tokenizer tok = load(byte_level_tokenizer());
   EXPECT_THROW(tok.encode("ok\xC3"), InvalidArgument);
   EXPECT_THROW(tok.encode("\xED\xA0\x80"), InvalidArgument);  // encoded surrogate
-  EXPECT_THROW(tok.encode(std::string("a\xFF" "b", 3)), InvalidArgument);
+  EXPECT_THROW(tok.encode(std::string("a\xFF"
+                                      "b",
+                                      3)),
+               InvalidArgument);
   // NUL is valid UTF-8.
   EXPECT_EQ(tok.encode(std::string("a\0b", 3)), (std::vector<int32_t>{'a', 0, 'b'}));
 }
@@ -186,7 +192,8 @@ TEST(TokenizerTest, ConcurrentEncodesAgree) {
   for (int w = 0; w < 4; ++w) {
     threads.emplace_back([&, w] {
       for (int rep = 0; rep < 20; ++rep) {
-        for (size_t i = 0; i < texts.size(); ++i) mismatches[size_t(w)] += tok.encode(texts[i]) != want[i];
+        for (size_t i = 0; i < texts.size(); ++i)
+          mismatches[size_t(w)] += tok.encode(texts[i]) != want[i];
       }
     });
   }
@@ -225,7 +232,8 @@ TEST(TokenizerTest, MalformedJsonNamesTheFileAndField) {
   expect_file_error(j.dump(), "field 'added_tokens[0].id'");
 
   j = byte_level_tokenizer();
-  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(?<"}}}, {"behavior", "Isolated"}};
+  j["pre_tokenizer"] = {
+      {"type", "Split"}, {"pattern", {{"Regex", "(?<"}}}, {"behavior", "Isolated"}};
   expect_file_error(j.dump(), "field 'pre_tokenizer.pattern.Regex'");
 
   j = byte_level_tokenizer();

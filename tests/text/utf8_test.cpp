@@ -12,16 +12,18 @@ const std::string kFffd = "\xEF\xBF\xBD";
 TEST(Utf8Test, AcceptsWellFormedText) {
   EXPECT_FALSE(find_invalid_utf8(""));
   EXPECT_FALSE(find_invalid_utf8("plain ascii"));
-  EXPECT_FALSE(find_invalid_utf8("Gr\xC3\xB6\xC3\x9F" "e \xE6\x9D\xB1 \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF"));
+  EXPECT_FALSE(
+      find_invalid_utf8("Gr\xC3\xB6\xC3\x9F"
+                        "e \xE6\x9D\xB1 \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF"));
 }
 
 TEST(Utf8Test, FindsTheFirstIllFormedByte) {
-  EXPECT_EQ(find_invalid_utf8("ab\x80"), 2u);                // stray continuation byte
-  EXPECT_EQ(find_invalid_utf8("a\xC0\x80"), 1u);             // overlong NUL
-  EXPECT_EQ(find_invalid_utf8("\xE0\x9F\xBF"), 0u);          // overlong 3-byte form
-  EXPECT_EQ(find_invalid_utf8("x\xED\xA0\x80"), 1u);         // UTF-16 surrogate U+D800
-  EXPECT_EQ(find_invalid_utf8("\xF4\x90\x80\x80"), 0u);      // above U+10FFFF
-  EXPECT_EQ(find_invalid_utf8("ok\xF0\x9F\x98"), 2u);        // truncated at the end
+  EXPECT_EQ(find_invalid_utf8("ab\x80"), 2u);            // stray continuation byte
+  EXPECT_EQ(find_invalid_utf8("a\xC0\x80"), 1u);         // overlong NUL
+  EXPECT_EQ(find_invalid_utf8("\xE0\x9F\xBF"), 0u);      // overlong 3-byte form
+  EXPECT_EQ(find_invalid_utf8("x\xED\xA0\x80"), 1u);     // UTF-16 surrogate U+D800
+  EXPECT_EQ(find_invalid_utf8("\xF4\x90\x80\x80"), 0u);  // above U+10FFFF
+  EXPECT_EQ(find_invalid_utf8("ok\xF0\x9F\x98"), 2u);    // truncated at the end
   EXPECT_EQ(find_invalid_utf8("\xFF"), 0u);
 }
 

@@ -31,10 +31,16 @@ Args::Args(int argc, char** argv, int first, const std::set<std::string>& flags,
         value = argv[++i];
       }
       values_[name] = value;
+      lists_[name].push_back(value);
     } else {
       throw InvalidArgument("unknown option --" + name);
     }
   }
+}
+
+std::vector<std::string> Args::all(const std::string& name) const {
+  auto it = lists_.find(name);
+  return it == lists_.end() ? std::vector<std::string>{} : it->second;
 }
 
 std::string Args::str(const std::string& name, const std::string& fallback) const {

@@ -21,10 +21,13 @@ class Args {
   int integer(const std::string& name, int fallback) const;
   double number(const std::string& name, double fallback) const;
   uint64_t u64(const std::string& name, uint64_t fallback) const;
+  // Every value of an option given several times, in order.
+  std::vector<std::string> all(const std::string& name) const;
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::string> values_;  // the last value of each option
+  std::map<std::string, std::vector<std::string>> lists_;
   std::set<std::string> flags_;
   std::vector<std::string> positional_;
 };

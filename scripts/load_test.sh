@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Bounded load test of `falcon serve`: a fixed number of POST /v1/predictions through wrk
+# (Debian package wrk) at a given concurrency; prints p50/p90/p99 latency and throughput.
+#   scripts/load_test.sh --model DIR [--falcon BIN] [--requests N] [--concurrency C]
+#                        [--image FILE] [--task T] [--query Q] [--max-tokens N]
+#                        [--min-size N] [--max-size N] [-- more `falcon serve` options]
+# Starts its own server on a free loopback port and stops it afterwards. A warm-up request
+# runs first and is not counted.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+model="" falcon="$here/../build/bin/falcon" requests=100 concurrency=8 image="" task=detection
+query="a shape" max_tokens=8 min_size="" max_size="" extra=()
+while (($#)); do
+  case "$1" in
+    --model) model=$2; shift 2 ;;
+    --falcon) falcon=$2; shift 2 ;;
+    --requests) requests=$2; shift 2 ;;
+    --concurrency) concurrency=$2; shift 2 ;;
+    --image) image=$2; shift 2 ;;
+    --task) task=$2; shift 2 ;;
+    --query) query=$2; shift 2 ;;
+    --max-tokens) max_tokens=$2; shift 2 ;;
+    --min-size) min_size=$2; shift 2 ;;
+    --max-size) max_size=$2; shift 2 ;;
+    --) shift; extra=("$@"); break ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "load_test.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[[ -n "$model" ]] || { echo "load_test.sh: --model is required" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "load_test.sh: wrk not found (apt-get install wrk)" >&2; exit 1; }
+[[ -n "$image" ]] || image="$here/../tests/fixtures/perception-tiny/images/shapes-200x120.png"
+
+work=$(mktemp -d)
+pid=""
+cleanup() {
+  [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+python3 - "$image" "$task" "$query" "$max_tokens" "$min_size" "$max_size" >"$work/body.json" <<'PY'
+import base64, json, sys
+image, task, query, max_tokens, min_size, max_size = sys.argv[1:]
+body = {"image": {"base64": base64.b64encode(open(image, "rb").read()).decode()}, "task": task,
+        "max_tokens": int(max_tokens)}
+if not task.startswith("ocr"):
+    body["query"] = query
+if min_size:
+    body["min_image_size"] = int(min_size)
+if max_size:
+    body["max_image_size"] = int(max_size)
+print(json.dumps(body))
+PY
+
+"$falcon" serve --model "$model" --port 0 --max-queue "$((requests + concurrency))" "${extra[@]}" \
+  >"$work/out" 2>"$work/log" &
+pid=$!
+port=""
+for _ in $(seq 1 6000); do
+  port=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/out" 2>/dev/null | head -1 | sed 's/.*://') || true
+  [[ -n "$port" ]] && curl -fsS "http://127.0.0.1:$port/v1/health" 2>/dev/null | grep -q '"status":"ready"' && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/log" >&2; exit 1; }
+  sleep 0.1
+done
+curl -fsS -o "$work/warmup.json" -H 'Content-Type: application/json' --data-binary @"$work/body.json" \
+  "http://127.0.0.1:$port/v1/predictions"
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("one request: input_tokens=%d output_tokens=%d total_ms=%.1f" % (j["input_tokens"], j["output_tokens"], j["total_time_ms"]))' "$work/warmup.json"
+
+threads=$(( concurrency < 2 ? 1 : 2 ))
+FALCON_BODY="$work/body.json" FALCON_REQUESTS="$requests" FALCON_THREADS="$threads" \
+  wrk -t"$threads" -c"$concurrency" -d3600s --timeout 3600s -s "$here/wrk_predict.lua" \
+  "http://127.0.0.1:$port" | grep '^RESULT' | sed "s/^RESULT/concurrency=$concurrency/"
+curl -fsS "http://127.0.0.1:$port/v1/status" | python3 -c 'import json,sys; w=json.load(sys.stdin)["workers"][0]; print("server: completed=%d failed=%d cancelled=%d rejected=%d" % (w["completed"], w["failed"], w["cancelled"], w["rejected"]))'
