@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -117,6 +118,12 @@ EngineImpl::EngineImpl(const EngineOptions& options) : options_(options) {
   info_.parameters = w.parameter_count;
   info_.weights_dtype = dtype_name(w.file_dtype);
   model_ = std::make_unique<FalconPerceptionModel>(config_, std::move(w), device_, act);
+  {
+    const char* e = std::getenv("FALCON_KV_PAGED");
+    const bool paged = e ? std::string(e) != "0" : device_ == Device::CUDA;
+    // Room for a few full-size prompts to start with; the pool doubles when it runs out.
+    if (paged) pool_ = std::make_unique<KvPool>(model_->new_pool(std::min<int64_t>(config_.max_seq_len, 8192) * 2));
+  }
   if (config_.do_segmentation) {
     progress("segmentation", 0.9);
     // The upsampler runs on the CPU in f32 (its ops have no CUDA side yet).
@@ -293,7 +300,7 @@ void EngineImpl::start(Sequence& s) {
   // Prefill: the image block comes from the cache when this image was seen (not when
   // dumping, which reports the hidden states of the whole prompt).
   const auto t_prefill = Clock::now();
-  s.cache = model_->new_cache(S + max_new + 1);
+  s.cache = model_->new_cache(pool_ ? S : S + max_new + 1);
   // The prefix is everything up to and including end_of_image: it does not depend on the query.
   const int64_t prefix_len = s.prompt.image_end + 1;
   ImagePrefix* prefix = caching && !s.dumping ? find_prefix(key, s.prompt) : nullptr;
@@ -349,6 +356,15 @@ void EngineImpl::start(Sequence& s) {
     s.result.timings.segmentation_ms += ms_since(t_seg);
   }
 
+  if (pool_) {
+    // The prompt's keys and values move to the paged pool; the contiguous cache goes.
+    s.pool = pool_.get();
+    pool_->reserve(s.blocks, S + 1);
+    model_->write_to_pool(s.cache, S, s.blocks, *pool_);
+    s.kv_length = S;
+    s.cache = KvCache();
+  }
+
   if (s.dumping) {
     s.dump["input_ids"] = to_i64(s.prompt.ids);
     s.dump["pos_t"] = to_i64(s.prompt.pos_t);
@@ -368,6 +384,8 @@ bool EngineImpl::choose_next(Sequence& s, DecodeRow& row) {
   int32_t token;
   if (!so.forced_tokens.empty()) {
     token = so.forced_tokens[step];
+  } else if (so.temperature <= 0.f && s.last_argmax >= 0) {
+    token = s.last_argmax;  // greedy: the device's argmax, no logits copy
   } else {
     Tensor logits = host_f32(s.last_logits);
     token = sample_token(logits.data<float>(), V, so.temperature, so.top_k, s.rng);
@@ -541,8 +559,30 @@ bool EngineImpl::step() {
   if (rows.empty()) return !waiting_.empty();
 
   Tensor hidden, logits;
+  std::vector<int32_t> argmax;
   try {
-    model_->decode(rows, hidden, logits);
+    if (pool_) {
+      std::vector<PagedRow> paged(rows.size());
+      for (size_t b = 0; b < rows.size(); ++b) {
+        Sequence& s = *batch[b];
+        pool_->reserve(s.blocks, s.kv_length + 1);
+        PagedRow& p = paged[b];
+        p.token = rows[b].token;
+        p.pos_t = rows[b].pos_t;
+        p.coord_xy = rows[b].coord_xy;
+        p.size_hw = rows[b].size_hw;
+        p.blocks = &s.blocks;
+        p.length = s.kv_length;
+      }
+      DecodeOutput out;
+      model_->decode_paged(paged, *pool_, out);
+      for (Sequence* s : batch) ++s->kv_length;
+      hidden = out.hidden;
+      logits = out.logits;
+      argmax = std::move(out.argmax);
+    } else {
+      model_->decode(rows, hidden, logits);
+    }
   } catch (...) {
     // A failed step fails every request in it; the engine stays usable.
     const std::exception_ptr error = std::current_exception();
@@ -557,6 +597,7 @@ bool EngineImpl::step() {
     Sequence& s = *batch[b];
     s.result.timings.decode_ms += step_ms;
     record_step(s, hidden.rows(int64_t(b), int64_t(b) + 1), logits.rows(int64_t(b), int64_t(b) + 1));
+    s.last_argmax = argmax.empty() ? -1 : argmax[b];
   }
   // Sequences whose stop token was fed only for the record finish now.
   for (auto it = active_.begin(); it != active_.end();) {

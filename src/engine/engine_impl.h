@@ -72,6 +72,10 @@ class EngineImpl final : public Engine {
   ImagePrefix* find_prefix(const std::string& key, const PromptTensors& prompt);
   void remember_prefix(ImagePrefix entry);
 
+  // Paged KV cache for batched decode (CUDA by default; FALCON_KV_PAGED=1/0 overrides).
+  // Declared before the sequences, which hand their blocks back to it when destroyed.
+  std::unique_ptr<KvPool> pool_;
+
   RequestId next_id_ = 1;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::list<std::unique_ptr<Sequence>> active_;

@@ -18,6 +18,13 @@
 namespace falcon {
 
 struct Sequence {
+  Sequence() = default;
+  Sequence(const Sequence&) = delete;
+  Sequence& operator=(const Sequence&) = delete;
+  ~Sequence() {
+    if (pool) pool->release(blocks);
+  }
+
   Engine::RequestId id = 0;
   Request request;
   Engine::DoneCallback done;
@@ -27,7 +34,12 @@ struct Sequence {
   PromptTensors prompt;
   Tensor pixels;  // [H, W, 3] preprocessed image (dump, segmentation)
   int image_width = 0, image_height = 0;
-  KvCache cache;
+  KvCache cache;  // contiguous cache: the prefill's (paged mode), or the whole sequence's
+  // Paged mode: the sequence's blocks in the engine's pool and the tokens cached there.
+  KvPool* pool = nullptr;
+  std::vector<int32_t> blocks;
+  int64_t kv_length = 0;
+  int32_t last_argmax = -1;  // the device's argmax of last_logits (-1: not computed)
   int max_new_tokens = 0;
   std::mt19937_64 rng;
 

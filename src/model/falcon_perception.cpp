@@ -5,14 +5,20 @@
 // F ffn dim, V vocab.
 #include "model/falcon_perception.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "core/error.h"
 #include "ops/activation.h"
+#include "ops/argmax.h"
 #include "ops/attention.h"
 #include "ops/convert.h"
+#include "ops/cuda_graph.h"
+#include "ops/paged_attention.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
 #include "ops/qk_norm_rope.h"
@@ -28,6 +34,181 @@ FalconPerceptionModel::FalconPerceptionModel(ModelConfig config, ModelWeights we
       act_(activation_dtype),
       // torch's F.rms_norm without eps uses the dtype's machine epsilon.
       block_norm_eps_(activation_dtype == DType::BF16 ? 0.0078125f : FLT_EPSILON) {}
+
+// The buffers of one batched decode step, kept for replays. B is the bucket (rows past the
+// batch are padding: slot -1, no keys), MB the block-table width.
+struct DecodeGraph {
+  int64_t B = 0, MB = 0;
+  std::vector<int32_t> host_in;  // ids [B], pos_t [B], slots [B], seq_lens [B], table [B, MB]
+  Tensor in, ids, pos_t, slots, seq_lens, table;
+  Tensor pos_hw;  // [B, 2] zeros: text rows have the identity 2-D rotation
+  Tensor x, n, qkv, q, k, v, o, a, g, hidden, logits, argmax;
+  std::vector<int32_t> host_argmax;
+  int runs = 0;  // eager runs so far (the first one grows the ops' scratch before a capture)
+  ops::cuda::Graph embed_graph, layers_graph;
+};
+
+FalconPerceptionModel::~FalconPerceptionModel() = default;
+
+KvPool FalconPerceptionModel::new_pool(int64_t tokens) const {
+  const int block = 16;
+  return KvPool(config_.n_layers, std::max<int64_t>(1, (tokens + block - 1) / block), block, config_.n_heads,
+                config_.n_kv_heads, config_.head_dim, act_, device_);
+}
+
+void FalconPerceptionModel::write_to_pool(KvCache& cache, int64_t n, const std::vector<int32_t>& blocks,
+                                          KvPool& pool) const {
+  const int64_t bs = pool.block_size();
+  if (int64_t(blocks.size()) * bs < n) throw InternalError("write_to_pool: too few blocks");
+  Tensor slots = Tensor::empty({n}, DType::I32);
+  for (int64_t t = 0; t < n; ++t) slots.data<int32_t>()[t] = int32_t(blocks[size_t(t / bs)] * bs + t % bs);
+  const Tensor dslots = slots.to(device_);
+  for (int l = 0; l < config_.n_layers; ++l) {
+    ops::paged_kv_write(cache.keys(l).rows(0, n), cache.values(l).rows(0, n), dslots, pool.keys(l),
+                        pool.values(l));
+  }
+}
+
+void FalconPerceptionModel::run_decode_layers(DecodeGraph& g, KvPool& pool) const {
+  const ModelConfig& c = config_;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& w = weights_.layers[size_t(l)];
+    ops::rms_norm(g.x, nullptr, block_norm_eps_, g.n);
+    ops::linear(g.n, w.wqkv, nullptr, g.qkv);  // (B, (H + 2K) hd)
+    ops::qk_norm_rope(g.qkv, g.pos_t, g.pos_hw, weights_.golden, c.rope_theta, block_norm_eps_, g.q, g.k, g.v);
+    ops::paged_kv_write(g.k, g.v, g.slots, pool.keys(l), pool.values(l));
+    ops::paged_attention(g.q, pool.keys(l), pool.values(l), g.table, g.seq_lens, w.sinks, g.o);
+    ops::linear(g.o.reshape({g.B, c.n_heads * c.head_dim}), w.wo, nullptr, g.x, /*accumulate=*/true);
+    ops::rms_norm(g.x, nullptr, block_norm_eps_, g.n);
+    ops::linear(g.n, w.w13, nullptr, g.a);
+    ops::squared_relu_gate(g.a, g.g);
+    ops::linear(g.g, w.w2, nullptr, g.x, /*accumulate=*/true);
+  }
+  ops::rms_norm(g.x, &weights_.norm, c.norm_eps, g.hidden);
+  ops::linear(g.hidden, weights_.output, nullptr, g.logits);
+  ops::argmax(g.logits, g.argmax);
+}
+
+void FalconPerceptionModel::decode_paged(const std::vector<PagedRow>& rows, KvPool& pool, DecodeOutput& out) const {
+  const ModelConfig& c = config_;
+  const int64_t n_rows = int64_t(rows.size());
+  if (n_rows == 0) throw InternalError("decode: empty batch");
+  const int64_t bs = pool.block_size();
+  int64_t need_blocks = 1;
+  for (const PagedRow& r : rows) {
+    if (!r.blocks || int64_t(r.blocks->size()) * bs < r.length + 1) throw InternalError("decode: no block for the step");
+    if (r.length + 1 > c.max_seq_len) throw InvalidArgument("decode: sequence longer than the model's context");
+    need_blocks = std::max(need_blocks, int64_t(r.blocks->size()));
+  }
+  // Buckets: batch rounded up to a power of two, table width to a power of two >= 16.
+  int64_t B = 1, MB = 16;
+  while (B < n_rows) B *= 2;
+  while (MB < need_blocks) MB *= 2;
+  if (pool.generation() != graphs_generation_) {  // the pool moved: captured addresses are stale
+    graphs_.clear();
+    graphs_generation_ = pool.generation();
+  }
+  std::unique_ptr<DecodeGraph>& slot = graphs_[{B, MB}];
+  if (!slot) {
+    auto g = std::make_unique<DecodeGraph>();
+    const int64_t D = c.dim, H = c.n_heads, K = c.n_kv_heads, hd = c.head_dim;
+    g->B = B;
+    g->MB = MB;
+    g->host_in.assign(size_t(4 * B + B * MB), 0);
+    g->in = Tensor::zeros({4 * B + B * MB}, DType::I32, device_);
+    g->ids = g->in.rows(0, B);
+    g->pos_t = g->in.rows(B, 2 * B);
+    g->slots = g->in.rows(2 * B, 3 * B);
+    g->seq_lens = g->in.rows(3 * B, 4 * B);
+    g->table = g->in.rows(4 * B, 4 * B + B * MB).reshape({B, MB});
+    g->pos_hw = Tensor::zeros({B, 2}, DType::F32, device_);
+    g->x = act({B, D});
+    g->n = act({B, D});
+    g->qkv = act({B, int64_t(c.qkv_dim())});
+    g->q = act({B, H, hd});
+    g->k = act({B, H, hd});
+    g->v = act({B, K, hd});
+    g->o = act({B, H, hd});
+    g->a = act({B, 2 * int64_t(c.ffn_dim)});
+    g->g = act({B, int64_t(c.ffn_dim)});
+    g->hidden = act({B, D});
+    g->logits = act({B, int64_t(c.vocab_size)});
+    g->argmax = Tensor::zeros({B}, DType::I32, device_);
+    g->host_argmax.assign(size_t(B), 0);
+    slot = std::move(g);
+  }
+  DecodeGraph& g = *slot;
+
+  // Inputs: ids, positions, this step's slot, lengths after the step, block tables.
+  int32_t* in = g.host_in.data();
+  std::fill(in, in + 4 * B, 0);
+  std::fill(in + 2 * B, in + 3 * B, -1);
+  std::fill(in + 4 * B, in + 4 * B + B * MB, -1);
+  for (int64_t b = 0; b < n_rows; ++b) {
+    const PagedRow& r = rows[size_t(b)];
+    in[b] = r.token;
+    in[B + b] = r.pos_t;
+    in[2 * B + b] = int32_t((*r.blocks)[size_t(r.length / bs)] * bs + r.length % bs);
+    in[3 * B + b] = int32_t(r.length + 1);
+    std::copy(r.blocks->begin(), r.blocks->end(), in + 4 * B + b * MB);
+  }
+  const bool cuda = device_ == Device::CUDA;
+  if (cuda) {
+    ops::cuda::upload_async(g.in.raw(), in, g.host_in.size() * sizeof(int32_t));
+  } else {
+    std::memcpy(g.in.raw(), in, g.host_in.size() * sizeof(int32_t));
+  }
+
+  static const bool graphs_env = [] {
+    const char* e = std::getenv("FALCON_CUDA_GRAPHS");
+    return !(e && std::string(e) == "0");
+  }();
+  const bool replay = cuda && use_graphs_ && graphs_env && ops::cuda::graphs_available() && g.runs > 0;
+  // Embeddings; coord/size tokens carry their encoded value instead (written between the
+  // embedding and the layers, outside the graph).
+  auto embed = [&] { ops::embedding(weights_.tok_embeddings, g.ids, g.x); };
+  if (replay && !g.embed_graph.ready()) {
+    try {
+      g.embed_graph.capture(embed);
+    } catch (const Error&) {
+      use_graphs_ = false;
+    }
+  }
+  if (replay && use_graphs_) {
+    g.embed_graph.launch();
+  } else {
+    embed();
+  }
+  for (int64_t b = 0; b < n_rows; ++b) {
+    const PagedRow& r = rows[size_t(b)];
+    if (!r.coord_xy && !r.size_hw) continue;
+    Tensor xb = g.x.rows(b, b + 1);
+    if (r.coord_xy) xb.copy_from(encode_coord(*r.coord_xy));
+    if (r.size_hw) xb.copy_from(encode_size(*r.size_hw));
+  }
+  if (replay && use_graphs_ && !g.layers_graph.ready()) {
+    try {
+      g.layers_graph.capture([&] { run_decode_layers(g, pool); });
+    } catch (const Error&) {
+      use_graphs_ = false;  // eager from now on (the capture left no trace)
+    }
+  }
+  if (replay && use_graphs_ && g.layers_graph.ready()) {
+    g.layers_graph.launch();
+  } else {
+    run_decode_layers(g, pool);
+  }
+  ++g.runs;
+
+  if (cuda) {
+    ops::cuda::download(g.host_argmax.data(), g.argmax.raw(), size_t(B) * sizeof(int32_t));
+  } else {
+    std::memcpy(g.host_argmax.data(), g.argmax.raw(), size_t(B) * sizeof(int32_t));
+  }
+  out.hidden = g.hidden.rows(0, n_rows);
+  out.logits = g.logits.rows(0, n_rows);
+  out.argmax.assign(g.host_argmax.begin(), g.host_argmax.begin() + n_rows);
+}
 
 KvCache FalconPerceptionModel::new_cache(int64_t capacity) const {
   return KvCache(config_.n_layers, capacity, config_.n_heads, config_.n_kv_heads, config_.head_dim, act_, device_);

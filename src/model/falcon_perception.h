@@ -3,6 +3,8 @@
 #pragma once
 
 #include <array>
+#include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -41,6 +43,25 @@ struct DecodeRow {
   int64_t image_end = 0;
 };
 
+// One sequence's input to a batched decode step over the paged KV cache.
+struct PagedRow {
+  int32_t token = 0;
+  int32_t pos_t = 0;
+  std::optional<std::array<float, 2>> coord_xy;
+  std::optional<std::array<float, 2>> size_hw;
+  const std::vector<int32_t>* blocks = nullptr;  // the sequence's blocks (room for length + 1)
+  int64_t length = 0;                            // tokens cached before this step
+};
+
+// A batched step's outputs: rows [0, B) of hidden [B', D] and logits [B', V] (device views,
+// valid until the next step), and each row's argmax token (host).
+struct DecodeOutput {
+  Tensor hidden, logits;
+  std::vector<int32_t> argmax;
+};
+
+struct DecodeGraph;  // persistent buffers (and on CUDA the captured graph) of one batch shape
+
 class FalconPerceptionModel {
  public:
   FalconPerceptionModel(ModelConfig config, ModelWeights weights, Device device, DType activation_dtype);
@@ -59,6 +80,17 @@ class FalconPerceptionModel {
   // One decode step for each row; hidden [B, D] (final-norm) and logits [B, V] on the device.
   void decode(const std::vector<DecodeRow>& rows, Tensor& hidden, Tensor& logits) const;
 
+  // One decode step for each row over the paged cache (decode text tokens only: no image rows
+  // after the prompt). On CUDA the step is captured into a CUDA graph per (batch bucket,
+  // block-table width, pool generation) and replayed: host work is one upload, the graph
+  // launch and the read of the argmax tokens.
+  void decode_paged(const std::vector<PagedRow>& rows, KvPool& pool, DecodeOutput& out) const;
+  // Copies cache rows [0, n) of a prefill into the pool, token t into blocks[t / block_size].
+  void write_to_pool(KvCache& cache, int64_t n, const std::vector<int32_t>& blocks, KvPool& pool) const;
+  KvPool new_pool(int64_t tokens) const;
+
+  ~FalconPerceptionModel();
+
   // Perception heads on final-norm hidden rows [B, D]: bin logits [B, out] as F32 on the CPU.
   Tensor coord_logits(const Tensor& hidden) const;
   Tensor size_logits(const Tensor& hidden) const;
@@ -72,8 +104,13 @@ class FalconPerceptionModel {
   Tensor to_device_activation(const Tensor& host_f32) const;
   Tensor act(const Shape& shape) const { return Tensor::empty(shape, act_, device_); }
 
+  void run_decode_layers(DecodeGraph& g, KvPool& pool) const;
+
   ModelConfig config_;
   ModelWeights weights_;
+  mutable std::map<std::pair<int64_t, int64_t>, std::unique_ptr<DecodeGraph>> graphs_;
+  mutable uint64_t graphs_generation_ = 0;
+  mutable bool use_graphs_ = true;
   Device device_;
   DType act_;
   float block_norm_eps_;  // RMSNorm inside blocks: torch's default eps for f32

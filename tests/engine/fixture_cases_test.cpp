@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -59,6 +60,14 @@ double rel_l2(const std::vector<double>& a, const std::vector<double>& b) {
   return std::sqrt(num) / (den > 0 ? std::sqrt(den) : 1.0);
 }
 
+// FALCON_TEST_DEVICE=cuda runs the cases on the GPU in the fp32 parity mode (f32 weights and
+// activations), where logits and hidden states must agree within 1e-3 relative L2 (the
+// issue's CUDA bar) instead of the CPU's 1e-4; tokens, boxes and masks as on the CPU.
+std::string test_device() {
+  const char* d = std::getenv("FALCON_TEST_DEVICE");
+  return d && *d ? std::string(d) : std::string("cpu");
+}
+
 class FixtureCase : public ::testing::TestWithParam<CaseParam> {};
 
 TEST_P(FixtureCase, MatchesReference) {
@@ -70,6 +79,12 @@ TEST_P(FixtureCase, MatchesReference) {
 
   EngineOptions opts;
   opts.model_dir = (root / "model").string();
+  const bool on_gpu = test_device() != "cpu";
+  if (on_gpu) {
+    opts.device = test_device();
+    opts.weight_dtype = "f32";
+  }
+  const double model_tol = on_gpu ? 1e-3 : 1e-4;
   const std::unique_ptr<Engine> engine = Engine::load(opts);
 
   Request req;
@@ -121,10 +136,10 @@ TEST_P(FixtureCase, MatchesReference) {
   const Check checks[] = {
       {"input_ids", 0, false, false},          {"pos_t", 0, false, false},
       {"pos_hw", 1e-6, false, false},          {"pixel_values", 1e-6, false, false},
-      {"prefill_logits_last", 1e-4, true, false}, {"prefill_hidden", 1e-4, true, false},
-      {"step_logits", 1e-4, true, true},       {"step_hidden", 1e-4, true, true},
-      {"lr_features_conv", 1e-3, true, false}, {"hr_features", 1e-3, true, false},
-      {"segm_embeds", 1e-4, true, false},      {"mask_logits", 1e-3, true, false},
+      {"prefill_logits_last", model_tol, true, false}, {"prefill_hidden", model_tol, true, false},
+      {"step_logits", model_tol, true, true},       {"step_hidden", model_tol, true, true},
+      {"lr_features_conv", 1e-3, true, false},      {"hr_features", 1e-3, true, false},
+      {"segm_embeds", model_tol, true, false},      {"mask_logits", 1e-3, true, false},
   };
   for (const Check& ch : checks) {
     if (!want.contains(ch.name)) continue;

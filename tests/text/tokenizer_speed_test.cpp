@@ -18,6 +18,12 @@ namespace {
 
 constexpr int kVocabSize = 65536;
 
+#if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__)
+constexpr bool kOptimisedBuild = true;
+#else
+constexpr bool kOptimisedBuild = false;
+#endif
+
 std::string byte_level(std::string_view s) {
   std::string out;
   text::append_byte_level(out, s);
@@ -156,8 +162,11 @@ TEST(TokenizerSpeedTest, LoadsA65kVocabularyAndEncodesQuickly) {
       load_s * 1e3, g.json.size(), mb / encode_s, ids.size(), mb / decode_s);
   RecordProperty("load_ms", std::to_string(load_s * 1e3));
   RecordProperty("encode_mb_per_s", std::to_string(mb / encode_s));
-  EXPECT_LT(load_s, 2.0);
-  EXPECT_LT(encode_s, 10.0);
+  // Optimised builds only: sanitizers and -O0 are 10-20x slower.
+  if (kOptimisedBuild) {
+    EXPECT_LT(load_s, 2.0);
+    EXPECT_LT(encode_s, 10.0);
+  }
 }
 
 }  // namespace

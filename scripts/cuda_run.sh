@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Every CUDA check and the whole GPU benchmark table in one go, for one (expensive) GPU run:
+#   1. ops_tests (every op on the cuda param), engine_tests with FALCON_TEST_DEVICE=cuda
+#      (fixture cases in fp32 parity mode, 1e-3 relative L2);
+#   2. `falcon detect|segment|ocr --device cuda --dump` on every fixture case, compared with
+#      tests/tools/compare_dump.py: fp32 (--dtype f32, must PASS) and bf16 (default; reported);
+#   3. random full-size models made on the device (`falcon make-model`, into $TMPDIR) and
+#      `falcon bench --device cuda` on each PERF.md workload; table beside the reference.
+# Logs go to $OUT when set (the device runner's output folder), else ./cuda-logs.
+# usage: scripts/cuda_run.sh [BIN_DIR (default build-cuda/bin)] ; SKIP_TESTS=1 / SKIP_BENCH=1
+#        scripts/cuda_run.sh --pack   (here, before a run: strips falcon, engine_tests and
+#        ops_tests into build-cuda/pack/bins.tar.xz (~10 MB; the three binaries are ~75 MB, over
+#        the 64 MiB carry limit) with the shared libraries the GPU host lacks (libjpeg, libpng,
+#        libwebp, oniguruma, utf8proc) in build-cuda/pack/lib; carry ["build-cuda/pack"]: the
+#        script unpacks it on the device when BIN_DIR has no falcon).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--pack" ]; then
+  rm -rf build-cuda/pack build-cuda/strip && mkdir -p build-cuda/pack/lib build-cuda/strip
+  for b in falcon engine_tests ops_tests; do strip -o build-cuda/strip/$b build-cuda/bin/$b; done
+  tar -C build-cuda/strip -cJf build-cuda/pack/bins.tar.xz falcon engine_tests ops_tests
+  for l in libjpeg.so.62 libonig.so.5 libpng16.so.16 libutf8proc.so.2 libwebp.so.7; do
+    p=$(ldd build-cuda/bin/falcon build-cuda/bin/engine_tests | awk -v l=$l '$1 == l {print $3; exit}')
+    [ -n "$p" ] && cp -L "$p" build-cuda/pack/lib/
+  done
+  du -sh build-cuda/pack
+  exit 0
+fi
+BIN=${1:-build-cuda/bin}
+if [ ! -x "$BIN/falcon" ] && [ -f build-cuda/pack/bins.tar.xz ]; then
+  mkdir -p "$BIN" && tar -C "$BIN" -xJf build-cuda/pack/bins.tar.xz
+fi
+[ -d build-cuda/pack/lib ] && export LD_LIBRARY_PATH="$PWD/build-cuda/pack/lib:${LD_LIBRARY_PATH:-}"
+LOG=${OUT:-./cuda-logs}
+TMP=${TMPDIR:-/tmp}/falcon-cuda-run
+mkdir -p "$LOG" "$TMP"
+status=0
+note() { echo "== $*" | tee -a "$LOG/summary.txt"; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$LOG/gpu.txt"
+
+if [ -z "${SKIP_TESTS:-}" ]; then
+  if [ -x "$BIN/ops_tests" ]; then
+    timeout 180 "$BIN/ops_tests" --gtest_brief=1 > "$LOG/ops_tests.log" 2>&1; rc=$?
+    note "ops_tests rc=$rc $(grep -E '^\[  (PASSED|FAILED)' "$LOG/ops_tests.log" | tr '\n' ' ')"
+    [ $rc -eq 0 ] || status=1
+  fi
+  if [ -x "$BIN/engine_tests" ]; then
+    FALCON_TEST_DEVICE=cuda timeout 120 "$BIN/engine_tests" --gtest_brief=1 > "$LOG/engine_tests_cuda.log" 2>&1; rc=$?
+    note "engine_tests (cuda, fp32) rc=$rc $(grep -E '^\[  (PASSED|FAILED)' "$LOG/engine_tests_cuda.log" | tr '\n' ' ')"
+    [ $rc -eq 0 ] || status=1
+  fi
+  # Fixture cases through the CLI, fp32 and bf16.
+  python3 - "$BIN/falcon" "$LOG" "$TMP" <<'PY' || status=1
+import json, os, subprocess, sys
+falcon, log, tmp = sys.argv[1:4]
+root = "tests/fixtures"
+fails = 0
+with open(f"{log}/fixtures.txt", "w") as out:
+    for model in ["perception-tiny", "ocr-tiny"]:
+        for case in sorted(os.listdir(f"{root}/{model}/cases")):
+            cdir = f"{root}/{model}/cases/{case}"
+            c = json.load(open(f"{cdir}/case.json"))
+            cmd = {"detection": "detect", "segmentation": "segment", "ocr_plain": "ocr"}[c["task"]]
+            for dtype in ["f32", "bf16"]:
+                dump, res = f"{tmp}/{model}-{case}-{dtype}.safetensors", f"{tmp}/{model}-{case}-{dtype}.json"
+                args = [falcon, cmd, "--model", f"{root}/{model}/model", "--image", f"{root}/{model}/images/{c['image']}",
+                        "--device", "cuda", "--dtype", dtype, "--dump", dump, "--json", res, "--quiet",
+                        "--min-image-size", str(c["min_image_size"]), "--max-image-size", str(c["max_image_size"])]
+                if "query" in c: args += ["--query", c["query"]]
+                if "forced_tokens_str" in c: args += ["--force-tokens", ",".join(c["forced_tokens_str"])]
+                else: args += ["--max-new-tokens", str(c["greedy_steps"])]
+                r = subprocess.run(args, capture_output=True, text=True)
+                if r.returncode != 0:
+                    txt = f"RUN FAILED rc={r.returncode}: {r.stderr.strip()[-400:]}"
+                else:
+                    k = subprocess.run(["python3", "tests/tools/compare_dump.py", cdir, dump, res], capture_output=True, text=True)
+                    txt = k.stdout
+                    if k.returncode != 0 and dtype == "f32": fails += 1
+                if r.returncode != 0 and dtype == "f32": fails += 1
+                out.write(f"### {model}/{case} {dtype}\n{txt}\n")
+                last = txt.strip().splitlines()[-1] if txt.strip() else ""
+                print(f"{model}/{case} {dtype}: {last}")
+sys.exit(1 if fails else 0)
+PY
+  note "fixture compare_dump (f32 must pass; bf16 reported): see fixtures.txt"
+  cat "$LOG/fixtures.txt" | grep -E "^###|FAIL|PASS|err" > "$LOG/fixtures_short.txt"
+fi
+
+if [ -z "${SKIP_BENCH:-}" ]; then
+  TOK=tests/fixtures/perception-tiny/model
+  for v in perception ocr; do
+    [ -f "$TMP/$v/model.safetensors" ] || "$BIN/falcon" make-model --variant $v --out "$TMP/$v" --tokenizer-from $TOK --dtype bf16 --quiet > "$LOG/make-model-$v.log" 2>&1 || { note "make-model $v failed"; status=1; }
+  done
+  # name | model | args | reference wall ms | reference prefill | reference ms/token | reference img/s
+  bench() {  # name variant ref_wall ref_prefill ref_tok ref_ips args...
+    local name=$1 v=$2; shift 2; local rw=$1 rp=$2 rt=$3 ri=$4; shift 4
+    timeout ${BENCH_TIMEOUT:-150} "$BIN/falcon" bench --model "$TMP/$v" --device cuda --quiet --json "$LOG/bench-$name.json" "$@" > "$LOG/bench-$name.log" 2>&1
+    local rc=$?
+    echo "$name $rc $rw $rp $rt $ri" >> "$LOG/bench-index.txt"
+    note "bench $name rc=$rc $(tail -1 "$LOG/bench-$name.log")"
+  }
+  : > "$LOG/bench-index.txt"
+  bench seg-1024x768     perception 281 48 1.29 0   --task segmentation --image-size 1024x768 --new-tokens 32 --runs ${SEG_RUNS:-1}
+  bench det-1024x768     perception 266 43 1.29 0   --task detection --image-size 1024x768 --new-tokens 32
+  bench det-640x480      perception 588 42 1.20 0   --task detection --image-size 640x480 --new-tokens 128
+  bench det-64x640x480   perception 2420 0 0 26.4   --task detection --image-size 640x480 --new-tokens 64 --batch 64 --runs 1
+  bench ocr-1024x768     ocr        233 40 0.52 0   --task ocr --image-size 1024x768 --new-tokens 32
+  bench ocr-640x480      ocr        439 35 0.50 0   --task ocr --image-size 640x480 --new-tokens 128
+  bench ocr-64x640x480   ocr        2630 0 0 24.3   --task ocr --image-size 640x480 --new-tokens 64 --batch 64 --runs 1
+  python3 - "$LOG" <<'PY' | tee "$LOG/bench_table.md"
+import json, sys
+log = sys.argv[1]
+print("| workload | wall ms (ref) | ratio | prefill ms (ref) | decode ms/token (ref) | img/s (ref) | first result after start |")
+print("|---|---|---|---|---|---|---|")
+for line in open(f"{log}/bench-index.txt"):
+    name, rc, rw, rp, rt, ri = line.split()
+    try:
+        j = json.load(open(f"{log}/bench-{name}.json"))
+    except Exception:
+        print(f"| {name} | failed (rc {rc}) | | | | | |"); continue
+    first = j.get("first_result_ms")
+    fr = f"{first/1000:.2f} s" if first else ""
+    if "images_per_s" in j:
+        wall = j["wall_s"] * 1000
+        print(f"| {name} | {wall:.0f} ({rw}) | {float(rw)/wall:.2f}x | | | {j['images_per_s']:.1f} ({ri}) | {fr} |")
+    else:
+        wall = j["total_ms"]
+        seg = f", seg {j['segmentation_ms']:.0f}" if j.get("segmentation_ms") else ""
+        print(f"| {name} | {wall:.1f} ({rw}{seg}) | {float(rw)/wall:.2f}x | {j['prefill_ms']:.1f} ({rp}) | {j['decode_ms_per_token']:.3f} ({rt}) | | {fr} |")
+PY
+fi
+note "status=$status"
+exit $status
