@@ -49,6 +49,12 @@ if [ -z "${SKIP_TESTS:-}" ]; then
     note "engine_tests (cuda, fp32) rc=$rc $(grep -E '^\[  (PASSED|FAILED)' "$LOG/engine_tests_cuda.log" | tr '\n' ' ')"
     [ $rc -eq 0 ] || status=1
   fi
+  if [ -x "$BIN/engine_tests" ]; then
+    # The segmentation stage on the GPU (opt-in until this passes): seg fixture cases, fp32.
+    FALCON_CUDA_SEGMENTATION=1 FALCON_TEST_DEVICE=cuda timeout 120 "$BIN/engine_tests" --gtest_brief=1 \
+      --gtest_filter='*seg*:*greedy*' > "$LOG/engine_tests_cuda_gpuseg.log" 2>&1; rc=$?
+    note "engine_tests (cuda, fp32, FALCON_CUDA_SEGMENTATION=1) rc=$rc $(grep -E '^\[  (PASSED|FAILED)' "$LOG/engine_tests_cuda_gpuseg.log" | tr '\n' ' ')"
+  fi
   # Fixture cases through the CLI, fp32 and bf16.
   python3 - "$BIN/falcon" "$LOG" "$TMP" <<'PY' || status=1
 import json, os, subprocess, sys
@@ -92,7 +98,7 @@ if [ -z "${SKIP_BENCH:-}" ]; then
     [ -f "$TMP/$v/model.safetensors" ] || "$BIN/falcon" make-model --variant $v --out "$TMP/$v" --tokenizer-from $TOK --dtype bf16 --quiet > "$LOG/make-model-$v.log" 2>&1 || { note "make-model $v failed"; status=1; }
   done
   # name | model | args | reference wall ms | reference prefill | reference ms/token | reference img/s
-  bench() {  # name variant ref_wall ref_prefill ref_tok ref_ips args...
+  bench() {  # name variant ref_wall ref_prefill ref_tok ref_ips args... (env: FALCON_CUDA_SEGMENTATION)
     local name=$1 v=$2; shift 2; local rw=$1 rp=$2 rt=$3 ri=$4; shift 4
     timeout ${BENCH_TIMEOUT:-150} "$BIN/falcon" bench --model "$TMP/$v" --device cuda --quiet --json "$LOG/bench-$name.json" "$@" > "$LOG/bench-$name.log" 2>&1
     local rc=$?
@@ -100,7 +106,8 @@ if [ -z "${SKIP_BENCH:-}" ]; then
     note "bench $name rc=$rc $(tail -1 "$LOG/bench-$name.log")"
   }
   : > "$LOG/bench-index.txt"
-  bench seg-1024x768     perception 281 48 1.29 0   --task segmentation --image-size 1024x768 --new-tokens 32 --runs ${SEG_RUNS:-1}
+  bench seg-1024x768     perception 281 48 1.29 0   --task segmentation --image-size 1024x768 --new-tokens 32 --runs ${SEG_RUNS:-3}
+  FALCON_CUDA_SEGMENTATION=1 bench seg-1024x768-gpuseg perception 281 48 1.29 0 --task segmentation --image-size 1024x768 --new-tokens 32 --runs 3
   bench det-1024x768     perception 266 43 1.29 0   --task detection --image-size 1024x768 --new-tokens 32
   bench det-640x480      perception 588 42 1.20 0   --task detection --image-size 640x480 --new-tokens 128
   bench det-64x640x480   perception 2420 0 0 26.4   --task detection --image-size 640x480 --new-tokens 64 --batch 64 --runs 1
@@ -128,6 +135,15 @@ for line in open(f"{log}/bench-index.txt"):
         seg = f", seg {j['segmentation_ms']:.0f}" if j.get("segmentation_ms") else ""
         print(f"| {name} | {wall:.1f} ({rw}{seg}) | {float(rw)/wall:.2f}x | {j['prefill_ms']:.1f} ({rp}) | {j['decode_ms_per_token']:.3f} ({rt}) | | {fr} |")
 PY
+fi
+if [ -n "${PROFILE:-}" ] && command -v nsys > /dev/null; then
+  # Kernel time split of one segmentation request and of the 640x480 detection decode.
+  for w in "seg --task segmentation --image-size 1024x768 --new-tokens 32" "det --task detection --image-size 640x480 --new-tokens 128"; do
+    set -- $w; name=$1; shift
+    timeout 180 nsys profile -o "$TMP/prof-$name" --force-overwrite true -t cuda --stats=false \
+      "$BIN/falcon" bench --model "$TMP/perception" --device cuda --quiet --runs 1 "$@" > "$LOG/nsys-$name.log" 2>&1
+    timeout 120 nsys stats -r cuda_gpu_kern_sum -f csv "$TMP/prof-$name.nsys-rep" 2>/dev/null | head -40 > "$LOG/nsys-$name-kernels.csv"
+  done
 fi
 note "status=$status"
 exit $status

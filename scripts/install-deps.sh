@@ -12,7 +12,11 @@ if [[ "${1:-}" == "--test" ]]; then
   # python3-numpy runs the shared compare tool; python3-pil is the independent Pillow
   # reference of the image tests; chromium + nodejs/npm run the browser test; nginx the
   # load-balancer test.
-  packages+=(python3 python3-numpy python3-pil chromium nodejs npm nginx-light wrk)
+  packages+=(python3 python3-numpy python3-pil chromium nginx-light wrk)
+  # Node.js may come from elsewhere (NodeSource bundles npm, and then conflicts with
+  # Debian's npm): only install Debian's when the commands are missing.
+  command -v node >/dev/null 2>&1 || packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -31,6 +31,8 @@ Tensor host_f32(const Tensor& row) {
   return f;
 }
 
+Tensor to_host(const Tensor& t) { return t.on_cpu() ? t : t.to(Device::CPU); }
+
 Tensor stack_rows(const std::vector<Tensor>& rows, int64_t width) {
   Tensor out = Tensor::zeros({int64_t(rows.size()), width}, DType::F32);
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -113,8 +115,16 @@ EngineImpl::EngineImpl(const EngineOptions& options) : options_(options) {
     // As stored on the CPU (f32 exports stay f32, bf16 stays bf16); bf16 on the GPU.
     linear_dtype = device_ == Device::CPU ? weights_file_->info("tok_embeddings.weight").dtype : DType::BF16;
   }
-  ModelWeights w = load_model_weights(config_, *weights_file_, device_, linear_dtype,
-                                      [&](std::string_view s, double f) { progress(s, f); });
+  ModelWeights w;
+  try {
+    w = load_model_weights(config_, *weights_file_, device_, linear_dtype,
+                           [&](std::string_view s, double f) { progress(s, f); });
+  } catch (const OutOfMemory& e) {
+    // Everything allocated so far is released by the unwinding; the process stays usable.
+    throw OutOfMemory(dir + ": the model's weights (" + std::to_string(fs::file_size(fs::path(dir) / "model.safetensors") >> 20) +
+                      " MiB on disk, as " + dtype_name(linear_dtype) + " on " + device_name(device_) +
+                      ") do not fit in the device's free memory: " + e.what());
+  }
   info_.parameters = w.parameter_count;
   info_.weights_dtype = dtype_name(w.file_dtype);
   model_ = std::make_unique<FalconPerceptionModel>(config_, std::move(w), device_, act);
@@ -126,8 +136,11 @@ EngineImpl::EngineImpl(const EngineOptions& options) : options_(options) {
   }
   if (config_.do_segmentation) {
     progress("segmentation", 0.9);
-    // The upsampler runs on the CPU in f32 (its ops have no CUDA side yet).
-    segmentation_ = load_segmentation_weights(config_, *weights_file_, Device::CPU,
+    // The upsampler runs in f32 on the CPU; FALCON_CUDA_SEGMENTATION=1 runs it on the GPU
+    // (kernels written, not yet verified on a device: see docs/cuda.md).
+    const char* e = std::getenv("FALCON_CUDA_SEGMENTATION");
+    seg_device_ = device_ == Device::CUDA && e && std::string(e) == "1" ? Device::CUDA : Device::CPU;
+    segmentation_ = load_segmentation_weights(config_, *weights_file_, seg_device_,
                                               device_ == Device::CPU ? linear_dtype : DType::F32);
   }
 
@@ -319,7 +332,8 @@ void EngineImpl::start(Sequence& s) {
   if (prefix) {
     img_hidden = prefix->img_hidden;
   } else if (config_.do_segmentation) {
-    img_hidden = host_f32(pre_out.hidden.rows(s.prompt.patch_start, s.prompt.patch_start + gh * gw));
+    const Tensor rows = pre_out.hidden.rows(s.prompt.patch_start, s.prompt.patch_start + gh * gw);
+    img_hidden = seg_device_ == Device::CPU ? host_f32(rows) : rows;
   }
   if (caching && !prefix) {
     ImagePrefix e;
@@ -341,18 +355,19 @@ void EngineImpl::start(Sequence& s) {
     s.canvas = segmentation_canvas(max_size, 16);
     if (prefix && prefix->hr_features.defined() && prefix->canvas == s.canvas) {
       s.hr_features = prefix->hr_features;
-      if (s.dumping) s.dump["lr_features_conv"] = prefix->lr_features;
+      if (s.dumping) s.dump["lr_features_conv"] = to_host(prefix->lr_features);
     } else {
-      SegmentationFeatures f = segmentation_features(*segmentation_, img_hidden, gh, gw, s.pixels, s.canvas);
+      const Tensor pixels = seg_device_ == Device::CPU ? s.pixels : s.pixels.to(seg_device_);
+      SegmentationFeatures f = segmentation_features(*segmentation_, img_hidden, gh, gw, pixels, s.canvas);
       s.hr_features = f.hr;
-      if (s.dumping) s.dump["lr_features_conv"] = f.lr;
+      if (s.dumping) s.dump["lr_features_conv"] = to_host(f.lr);
       if (prefix) {
         prefix->canvas = s.canvas;
         prefix->lr_features = f.lr;
         prefix->hr_features = f.hr;
       }
     }
-    if (s.dumping) s.dump["hr_features"] = s.hr_features;
+    if (s.dumping) s.dump["hr_features"] = to_host(s.hr_features);
     s.result.timings.segmentation_ms += ms_since(t_seg);
   }
 
@@ -416,7 +431,8 @@ bool EngineImpl::choose_next(Sequence& s, DecodeRow& row) {
   }
   if (token == special_.seg && s.request.task == Task::Segmentation) {
     // The mask embedding of the object the seg token closes (the last box so far).
-    s.segm_embeds.push_back(segmentation_embeddings(*segmentation_, host_f32(s.last_hidden)));
+    s.segm_embeds.push_back(host_f32(segmentation_embeddings(
+        *segmentation_, seg_device_ == Device::CPU ? host_f32(s.last_hidden) : s.last_hidden)));
     s.seg_detection.push_back(int(s.detections.size()) - 1);
   }
   if (s.dumping) {
@@ -478,7 +494,8 @@ void EngineImpl::finish_masks(Sequence& s) {
   for (int64_t k = 0; k < K; ++k) {
     std::memcpy(embeds.data<float>() + k * S, s.segm_embeds[size_t(k)].data<float>(), size_t(S) * sizeof(float));
   }
-  const Tensor logits = mask_logits(s.hr_features, embeds);                             // (K, 8 gh, 8 gw)
+  const Tensor logits =
+      mask_logits(s.hr_features, seg_device_ == Device::CPU ? embeds : embeds.to(seg_device_));  // (K, 8 gh, 8 gw)
   const Tensor masks = binary_masks(logits, s.image_height, s.image_width, 0.3f);       // (K, H0, W0) U8
   const int64_t plane = int64_t(s.image_height) * s.image_width;
   for (int64_t k = 0; k < K; ++k) {
@@ -495,7 +512,7 @@ void EngineImpl::finish_masks(Sequence& s) {
   }
   if (s.dumping) {
     s.dump["segm_embeds"] = embeds;
-    s.dump["mask_logits"] = logits;
+    s.dump["mask_logits"] = to_host(logits);
     s.dump["masks"] = masks;
   }
   s.result.timings.segmentation_ms += ms_since(t0);

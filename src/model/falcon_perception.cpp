@@ -32,8 +32,10 @@ FalconPerceptionModel::FalconPerceptionModel(ModelConfig config, ModelWeights we
       weights_(std::move(weights)),
       device_(device),
       act_(activation_dtype),
-      // torch's F.rms_norm without eps uses the dtype's machine epsilon.
-      block_norm_eps_(activation_dtype == DType::BF16 ? 0.0078125f : FLT_EPSILON) {}
+      // MODEL.md: the blocks' RMSNorm uses FLT_EPSILON (torch's default for f32). The norms
+      // compute in f32 whatever the storage dtype, so bf16 activations keep that eps too
+      // (bf16's own machine epsilon, 2^-7, would swamp small head vectors).
+      block_norm_eps_(FLT_EPSILON) {}
 
 // The buffers of one batched decode step, kept for replays. B is the bucket (rows past the
 // batch are padding: slot -1, no keys), MB the block-table width.
