@@ -12,6 +12,7 @@
 #include "io/mask_rle.h"
 #include "io/preprocess.h"
 #include "model/prompt.h"
+#include "text/stream_decoder.h"
 #include "ops/convert.h"
 
 namespace falcon {
@@ -406,7 +407,12 @@ bool EngineImpl::choose_next(Sequence& s, DecodeRow& row) {
     token = sample_token(logits.data<float>(), V, so.temperature, so.top_k, s.rng);
   }
   s.tokens.push_back(token);
-  if (s.request.on_text) s.request.on_text(decode_text({token}));
+  if (s.request.on_text && token < tokenizer_->vocab_size() &&
+      std::find(stop_tokens_.begin(), stop_tokens_.end(), token) == stop_tokens_.end()) {
+    // Text comes out only once it is complete UTF-8, spaced as the full decode spaces it.
+    if (!s.stream) s.stream = std::make_unique<TokenStreamDecoder>(*tokenizer_);
+    if (std::optional<std::string> piece = s.stream->step(token); piece && !piece->empty()) s.request.on_text(*piece);
+  }
 
   // Head rules: the hidden state that chose the token decides its value.
   std::array<float, 2> xy{0, 0}, hw{0, 0};
@@ -467,6 +473,10 @@ void EngineImpl::record_step(Sequence& s, const Tensor& hidden_row, const Tensor
 
 void EngineImpl::finish(Sequence& s) {
   Result& res = s.result;
+  if (s.stream) {
+    const std::string rest = s.stream->finish();
+    if (!rest.empty()) s.request.on_text(rest);
+  }
   res.tokens = s.tokens;
   res.output_tokens = int(s.tokens.size());
   res.detections = s.detections;

@@ -14,6 +14,7 @@
 #include "model/falcon_perception.h"
 #include "model/kv_cache.h"
 #include "model/segmentation.h"
+#include "text/stream_decoder.h"
 
 namespace falcon {
 
@@ -50,7 +51,8 @@ struct Sequence {
   std::vector<int32_t> tokens;
   std::vector<std::array<float, 2>> coord_history;
   std::optional<std::array<float, 2>> pending_coord, pending_size;
-  bool finish_after_feed = false;  // the stop token is fed only to record its step (dump)
+  bool finish_after_feed = false;
+  std::unique_ptr<TokenStreamDecoder> stream;  // Request::on_text  // the stop token is fed only to record its step (dump)
 
   // Objects under construction: coord then size (then seg).
   std::vector<Detection> detections;

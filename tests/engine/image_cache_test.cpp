@@ -67,3 +67,30 @@ TEST(ImageCache, OtherImageAndEvictionStillCorrect) {
 
 }  // namespace
 }  // namespace falcon
+
+namespace falcon {
+namespace {
+
+TEST(Streaming, PiecesAddUpToTheText) {
+  EngineOptions o;
+  o.model_dir = test::fixtures_dir() + "/ocr-tiny/model";
+  auto engine = Engine::load(o);
+  Request r;
+  r.task = Task::OcrPlain;
+  r.image_bytes = read_binary_file(test::fixtures_dir() + "/ocr-tiny/images/text-240x64.png");
+  r.sampling.max_new_tokens = 16;
+  std::string streamed;
+  int pieces = 0;
+  r.on_text = [&](std::string_view p) {
+    streamed += p;
+    ++pieces;
+  };
+  const Result res = engine->run(r);
+  EXPECT_GT(pieces, 1);
+  // The result is stripped of surrounding whitespace; the stream is not.
+  const auto b = streamed.find_first_not_of(" \t\n\r\f\v"), e = streamed.find_last_not_of(" \t\n\r\f\v");
+  EXPECT_EQ(streamed.substr(b, e - b + 1), res.text);
+}
+
+}  // namespace
+}  // namespace falcon
