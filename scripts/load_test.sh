@@ -3,13 +3,15 @@
 # (Debian package wrk) at a given concurrency; prints p50/p90/p99 latency and throughput.
 #   scripts/load_test.sh --model DIR [--falcon BIN] [--requests N] [--concurrency C]
 #                        [--image FILE] [--task T] [--query Q] [--max-tokens N]
-#                        [--min-size N] [--max-size N] [-- more `falcon serve` options]
+#                        [--min-size N] [--max-size N] [--wrk-timeout S]
+#                        [-- more `falcon serve` options]
 # Starts its own server on a free loopback port and stops it afterwards. A warm-up request
-# runs first and is not counted.
+# runs first and is not counted. --wrk-timeout (default 30 s) is the longest latency wrk
+# records; its histogram takes 8 bytes per microsecond of it, so keep it modest.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 model="" falcon="$here/../build/bin/falcon" requests=100 concurrency=8 image="" task=detection
-query="a shape" max_tokens=8 min_size="" max_size="" extra=()
+query="a shape" max_tokens=8 min_size="" max_size="" wrk_timeout=30 extra=()
 while (($#)); do
   case "$1" in
     --model) model=$2; shift 2 ;;
@@ -22,8 +24,9 @@ while (($#)); do
     --max-tokens) max_tokens=$2; shift 2 ;;
     --min-size) min_size=$2; shift 2 ;;
     --max-size) max_size=$2; shift 2 ;;
+    --wrk-timeout) wrk_timeout=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "load_test.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -69,6 +72,6 @@ python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("one request:
 
 threads=$(( concurrency < 2 ? 1 : 2 ))
 FALCON_BODY="$work/body.json" FALCON_REQUESTS="$requests" FALCON_THREADS="$threads" \
-  wrk -t"$threads" -c"$concurrency" -d3600s --timeout 3600s -s "$here/wrk_predict.lua" \
+  wrk -t"$threads" -c"$concurrency" -d3600s --timeout "${wrk_timeout}s" -s "$here/wrk_predict.lua" \
   "http://127.0.0.1:$port" | grep '^RESULT' | sed "s/^RESULT/concurrency=$concurrency/"
 curl -fsS "http://127.0.0.1:$port/v1/status" | python3 -c 'import json,sys; w=json.load(sys.stdin)["workers"][0]; print("server: completed=%d failed=%d cancelled=%d rejected=%d" % (w["completed"], w["failed"], w["cancelled"], w["rejected"]))'

@@ -19,7 +19,7 @@ if command -v nvcc >/dev/null 2>&1 || [[ -x /usr/local/cuda/bin/nvcc ]]; then
   echo "== CUDA build (compile only: no GPU here)"
   cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DFALCON_WERROR=ON -DFALCON_CUDA=ON \
     -DCMAKE_CUDA_COMPILER="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" -DFALCON_BUILD_BENCH=OFF >/dev/null
-  cmake --build build-cuda -j "$jobs" --target falcon ops_tests
+  cmake --build build-cuda -j "$jobs" --target falcon
 fi
 
 echo "== sanitizers (ASan + UBSan)"

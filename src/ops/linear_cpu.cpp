@@ -114,7 +114,7 @@ void gemv_tile(const GemvArgs& g, int64_t r0, int64_t p, const Rows (&proto)[P])
     rows[i] = proto[i];
     zero<MR>(acc[i]);
   }
-  dot_panels<MR, P>(g.x + r0 * K, rows, 0, K, acc);
+  dot_panels<MR, P, true>(g.x + r0 * K, rows, 0, K, acc);
   for (int i = 0; i < P; ++i) {
     const int64_t n0 = (p + i) * kPanel;
     store_tile<MR>(acc[i], g.y + r0 * N + n0, N, g.w->width(p + i), nullptr, 0, g.bias ? g.bias + n0 : nullptr,

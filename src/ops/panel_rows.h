@@ -107,12 +107,22 @@ inline void values_q4(const uint8_t* r, PanelRow& w) {
 // Every reader: kBlocked (rows come in blocks of 32 with per-block state), block(b) to enter
 // block b (blocked readers only), row(k, w) with k absolute (unblocked) or within the block.
 
-// at(panel) makes a reader of a full panel of the packed weight.
+// at(panel) makes a reader of a full panel of the packed weight. prefetch(i) asks for row i
+// (unblocked) or block i (blocked) ahead of use; kStep is the bytes of one of them.
+
+inline void prefetch_bytes(const void* p, size_t bytes) {
+#ifndef TUNE_HINT
+#define TUNE_HINT 3
+#endif
+  for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(static_cast<const char*>(p) + o, 0, TUNE_HINT);
+}
 
 struct F32Rows {
   static constexpr bool kBlocked = false;
   const float* p;  // row stride kPanel floats
   static F32Rows at(const uint8_t* panel) { return {reinterpret_cast<const float*>(panel)}; }
+  static constexpr size_t kStep = kPanel * 4;
+  void prefetch(int64_t k) const { prefetch_bytes(p + k * kPanel, kStep); }
   void row(int64_t k, PanelRow& w) const {
     for (int v = 0; v < kVecs; ++v) w[v] = simd::load(p + k * kPanel + v * simd::kLanes);
   }
@@ -122,6 +132,8 @@ struct Bf16Rows {
   static constexpr bool kBlocked = false;
   const uint16_t* p;
   static Bf16Rows at(const uint8_t* panel) { return {reinterpret_cast<const uint16_t*>(panel)}; }
+  static constexpr size_t kStep = kPanel * 2;
+  void prefetch(int64_t k) const { prefetch_bytes(p + k * kPanel, kStep); }
   void row(int64_t k, PanelRow& w) const { detail::decode_bf16(p + k * kPanel, w); }
 };
 
@@ -129,6 +141,8 @@ struct F16Rows {
   static constexpr bool kBlocked = false;
   const uint16_t* p;
   static F16Rows at(const uint8_t* panel) { return {reinterpret_cast<const uint16_t*>(panel)}; }
+  static constexpr size_t kStep = kPanel * 2;
+  void prefetch(int64_t k) const { prefetch_bytes(p + k * kPanel, kStep); }
   void row(int64_t k, PanelRow& w) const { detail::decode_f16(p + k * kPanel, w); }
 };
 
@@ -141,6 +155,8 @@ struct Q8Rows {
   const int8_t* q = nullptr;
   PanelRow scales{};
   static Q8Rows at(const uint8_t* panel) { return {panel}; }
+  static constexpr size_t kStep = kChunk;
+  void prefetch(int64_t b) const { prefetch_bytes(p + size_t(b) * kChunk, kChunk); }
   void block(int64_t b) {
     const uint8_t* c = p + size_t(b) * kChunk;
     for (int v = 0; v < kVecs; ++v) scales[v] = simd::load(reinterpret_cast<const float*>(c) + v * simd::kLanes);
@@ -160,6 +176,8 @@ struct Q4Rows {
   const uint8_t* q = nullptr;
   PanelRow scales{};
   static Q4Rows at(const uint8_t* panel) { return {panel}; }
+  static constexpr size_t kStep = kChunk;
+  void prefetch(int64_t b) const { prefetch_bytes(p + size_t(b) * kChunk, kChunk); }
   void block(int64_t b) {
     const uint8_t* c = p + size_t(b) * kChunk;
     for (int v = 0; v < kVecs; ++v) scales[v] = simd::load(reinterpret_cast<const float*>(c) + v * simd::kLanes);
