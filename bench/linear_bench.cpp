@@ -6,15 +6,22 @@
 //   linear_bench [--benchmark_filter=REGEX] [google-benchmark flags]
 //
 // Names: gemv/<dtype>/<model>.<matrix>/M<rows>, gemm/<dtype>/<model>.<matrix>/M<rows>,
-// token/0.6B/<dtype>/M<rows>, openblas/..., onednn/...
+// token/0.6B/<dtype>/M<rows>, prepare/<dtype>/0.6B.output, openblas/..., onednn/...
 // floor_x = measured time / (weight bytes / DRAM read bandwidth); the bandwidth is measured at
-// start-up with the same read kernel as memory_bandwidth (1 GiB, all threads).
+// start-up with the same read kernel as memory_bandwidth (1 GiB, all threads, best of 1-8
+// streams per thread).
 // Decode benches cycle through enough copies of the weight to exceed the last-level cache, as a
 // real token does (it reads every layer once).
 #include <benchmark/benchmark.h>
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,7 +65,7 @@ constexpr size_t kRotateBytes = size_t(1) << 30;  // decode working set: well pa
 constexpr int64_t kPrefillRows = 3095;           // 1 x 1024x768 segmentation prompt (PERF.md)
 
 double dram_bandwidth() {
-  static const double bw = falcon::bench::read_bandwidth(kRotateBytes, falcon::num_threads(), 5);
+  static const double bw = falcon::bench::best_read_bandwidth(kRotateBytes, falcon::num_threads(), 3);
   return bw;
 }
 
@@ -73,11 +80,22 @@ Tensor random_f32(int64_t rows, int64_t cols, uint32_t seed) {
   return t;
 }
 
+// A byte copy of a prepared weight in memory like prepare_linear_weight's own (2 MiB-aligned,
+// transparent huge pages asked for): Tensor::clone would use small pages and read slower.
+Tensor copy_prepared(const Tensor& w) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  void* p = nullptr;
+  if (posix_memalign(&p, kHuge, std::max(w.nbytes(), size_t(64))) != 0) throw std::bad_alloc();
+  madvise(p, w.nbytes() / kHuge * kHuge, MADV_HUGEPAGE);
+  std::memcpy(p, w.raw(), w.nbytes());
+  return Tensor::wrap(p, w.shape(), w.dtype(), falcon::Device::CPU, std::shared_ptr<void>(p, std::free));
+}
+
 // `copies` prepared copies of one random weight (quantising once, copying the bytes).
 std::vector<Tensor> prepared_copies(const Matrix& m, DType dt, int copies) {
   std::vector<Tensor> out;
   out.push_back(falcon::ops::prepare_linear_weight(random_f32(m.n, m.k, 7), dt, falcon::Device::CPU));
-  for (int i = 1; i < copies; ++i) out.push_back(out[0].clone());
+  for (int i = 1; i < copies; ++i) out.push_back(copy_prepared(out[0]));
   return out;
 }
 
@@ -151,6 +169,15 @@ void token(benchmark::State& state, const Model* model, DType dt, int64_t rows) 
   state.counters["ms"] = s / double(state.iterations()) * 1e3;
 }
 
+// Model load: prepare_linear_weight on the largest matrix (f32 file -> each dtype).
+void prepare(benchmark::State& state, Matrix m, DType dt) {
+  Tensor w = random_f32(m.n, m.k, 7);
+  double s;
+  timed_loop(state, [&](int64_t) { benchmark::DoNotOptimize(falcon::ops::prepare_linear_weight(w, dt, falcon::Device::CPU)); }, &s);
+  state.counters["Mparams/s"] = double(m.n * m.k) * double(state.iterations()) / s / 1e6;
+  state.counters["ms"] = s / double(state.iterations()) * 1e3;
+}
+
 #ifdef FALCON_BENCH_OPENBLAS
 void openblas_gemv(benchmark::State& state, Matrix m, int64_t rows) {
   openblas_set_num_threads(falcon::num_threads());
@@ -158,7 +185,7 @@ void openblas_gemv(benchmark::State& state, Matrix m, int64_t rows) {
   const int copies = int(std::max<size_t>(1, (kRotateBytes + bytes - 1) / bytes));
   std::vector<Tensor> w;
   w.push_back(random_f32(m.n, m.k, 7));
-  for (int i = 1; i < copies; ++i) w.push_back(w[0].clone());
+  for (int i = 1; i < copies; ++i) w.push_back(copy_prepared(w[0]));
   Tensor x = random_f32(rows, m.k, 3), y = Tensor::empty({rows, m.n}, DType::F32);
   double s;
   timed_loop(state, [&](int64_t i) {
@@ -188,8 +215,8 @@ void openblas_gemm(benchmark::State& state, Matrix m, int64_t rows) {
 
 #ifdef FALCON_BENCH_ONEDNN
 // oneDNN f32 matmul with the weight reordered once into the layout oneDNN picks (format any),
-// the same deal as our prepared weight.
-void onednn_gemm(benchmark::State& state, Matrix m, int64_t rows) {
+// the same deal as our prepared weight. Few rows: copies rotated past the LLC, as for gemv.
+void onednn(benchmark::State& state, Matrix m, int64_t rows) {
   using namespace dnnl;
   engine eng(engine::kind::cpu, 0);
   stream strm(eng);
@@ -201,17 +228,23 @@ void onednn_gemm(benchmark::State& state, Matrix m, int64_t rows) {
   Tensor w = random_f32(m.n, m.k, 7), x = random_f32(rows, m.k, 3), y = Tensor::empty({rows, m.n}, DType::F32);
   // Our [N, K] row-major weight is oneDNN's [K, N] in "ba".
   memory w_plain(memory::desc(wei_dims, memory::data_type::f32, memory::format_tag::ba), eng, w.data<float>());
-  memory w_packed(pd.weights_desc(), eng);
-  reorder(w_plain, w_packed).execute(strm, w_plain, w_packed);
+  const bool decode = rows <= 16;
+  const size_t bytes = size_t(m.n * m.k) * 4;
+  const int copies = decode ? int(std::max<size_t>(1, (kRotateBytes + bytes - 1) / bytes)) : 1;
+  std::vector<memory> packed;
+  for (int i = 0; i < copies; ++i) {
+    packed.emplace_back(pd.weights_desc(), eng);
+    reorder(w_plain, packed.back()).execute(strm, w_plain, packed.back());
+  }
   memory src(src_md, eng, x.data<float>()), dst(dst_md, eng, y.data<float>());
   matmul prim(pd);
   double s;
-  timed_loop(state, [&](int64_t) {
-    prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, w_packed}, {DNNL_ARG_DST, dst}});
+  timed_loop(state, [&](int64_t i) {
+    prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, packed[size_t(i % copies)]}, {DNNL_ARG_DST, dst}});
     strm.wait();
   }, &s);
-  if (rows <= 16) {
-    set_decode_counters(state, s, double(m.n * m.k) * 4);
+  if (decode) {
+    set_decode_counters(state, s, double(bytes));
   } else {
     set_gemm_counters(state, s, 2.0 * double(rows) * double(m.n) * double(m.k));
   }
@@ -241,6 +274,10 @@ void register_all() {
             ->Unit(benchmark::kMillisecond);
       }
     }
+    benchmark::RegisterBenchmark(("prepare/" + d + "/" + matrix_name(kModel06, kModel06.output)).c_str(), prepare,
+                                 kModel06.output, dt)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
     for (const int64_t rows : {1, 8, 16}) {
       benchmark::RegisterBenchmark(("token/0.6B/" + d + "/M" + std::to_string(rows)).c_str(), token, &kModel06, dt, rows)
           ->UseRealTime()
@@ -263,7 +300,7 @@ void register_all() {
 #ifdef FALCON_BENCH_ONEDNN
       for (const int64_t rows : {1, 16}) {
         benchmark::RegisterBenchmark(("onednn/F32/" + matrix_name(*model, m) + "/M" + std::to_string(rows)).c_str(),
-                                     onednn_gemm, m, rows)
+                                     onednn, m, rows)
             ->UseRealTime()
             ->MinTime(0.2);
       }
@@ -278,7 +315,7 @@ void register_all() {
 #endif
 #ifdef FALCON_BENCH_ONEDNN
       benchmark::RegisterBenchmark(("onednn/F32/" + matrix_name(*model, m) + "/M" + std::to_string(kPrefillRows)).c_str(),
-                                   onednn_gemm, m, kPrefillRows)
+                                   onednn, m, kPrefillRows)
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
 #endif

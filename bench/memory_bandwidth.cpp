@@ -3,9 +3,10 @@
 //
 //   memory_bandwidth [MiB ...]     default sizes 1 8 64 256 1024 2048 MiB
 //
-// Prints GB/s (1e9 bytes/s) for one thread and for all threads at each working-set size. Small
-// sizes show the caches; sizes well beyond the last-level cache show DRAM, which is what a
-// decode step streaming every layer's weight sees.
+// Prints GB/s (1e9 bytes/s) for one thread and for all threads at each working-set size, reading
+// 1 to 8 streams side by side per thread. Small sizes show the caches; sizes well beyond the
+// last-level cache show DRAM, which is what a decode step streaming every layer's weight sees.
+// The floor uses the best DRAM figure.
 #include <omp.h>
 
 #include <cstdio>
@@ -19,14 +20,18 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) mib.push_back(size_t(std::strtoull(argv[i], nullptr, 10)));
   if (mib.empty()) mib = {1, 8, 64, 256, 1024, 2048};
   const int all = omp_get_max_threads();
-  std::printf("%10s %14s %14s   (read, best of passes; %d threads)\n", "MiB", "1 thread GB/s", "all GB/s", all);
+  std::printf("read GB/s, best of passes; S = streams read side by side per thread; %d threads\n", all);
+  std::printf("%8s %10s %10s %10s %10s %10s %10s\n", "MiB", "1t S=1", "1t best", "all S=1", "all S=2", "all S=4",
+              "all S=8");
   for (size_t m : mib) {
     const size_t bytes = m << 20;
     // Enough passes for ~1 GiB of traffic, at least 3, so small sizes are not timer noise.
     const int reps = int(std::max<size_t>(3, std::min<size_t>(200, (size_t(1) << 30) / bytes)));
-    const double one = falcon::bench::read_bandwidth(bytes, 1, reps);
-    const double many = falcon::bench::read_bandwidth(bytes, all, reps);
-    std::printf("%10zu %14.1f %14.1f\n", m, one / 1e9, many / 1e9);
+    using falcon::bench::read_bandwidth;
+    const double one = read_bandwidth(bytes, 1, reps), one_best = falcon::bench::best_read_bandwidth(bytes, 1, reps);
+    std::printf("%8zu %10.1f %10.1f", m, one / 1e9, one_best / 1e9);
+    for (int s : {1, 2, 4, 8}) std::printf(" %10.1f", read_bandwidth(bytes, all, reps, s) / 1e9);
+    std::printf("\n");
   }
   return 0;
 }

@@ -71,7 +71,18 @@ curl -fsS -o "$work/warmup.json" -H 'Content-Type: application/json' --data-bina
 python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("one request: input_tokens=%d output_tokens=%d total_ms=%.1f" % (j["input_tokens"], j["output_tokens"], j["total_time_ms"]))' "$work/warmup.json"
 
 threads=$(( concurrency < 2 ? 1 : 2 ))
+completed() {
+  curl -fsS "http://127.0.0.1:$port/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["workers"][0]["completed"])'
+}
+before=$(completed)
+# wrk's main thread sleeps for the whole -d even when the Lua script has stopped every
+# thread; SIGINT once the server has answered them all ends it and prints the summary.
 FALCON_BODY="$work/body.json" FALCON_REQUESTS="$requests" FALCON_THREADS="$threads" \
   wrk -t"$threads" -c"$concurrency" -d3600s --timeout "${wrk_timeout}s" -s "$here/wrk_predict.lua" \
-  "http://127.0.0.1:$port" | grep '^RESULT' | sed "s/^RESULT/concurrency=$concurrency/"
+  "http://127.0.0.1:$port" >"$work/wrk.out" 2>&1 &
+wrk_pid=$!
+while kill -0 "$wrk_pid" 2>/dev/null && (( $(completed) < before + requests )); do sleep 0.05; done
+kill -INT "$wrk_pid" 2>/dev/null || true
+wait "$wrk_pid" || true
+grep '^RESULT' "$work/wrk.out" | sed "s/^RESULT/concurrency=$concurrency/" || cat "$work/wrk.out"
 curl -fsS "http://127.0.0.1:$port/v1/status" | python3 -c 'import json,sys; w=json.load(sys.stdin)["workers"][0]; print("server: completed=%d failed=%d cancelled=%d rejected=%d" % (w["completed"], w["failed"], w["cancelled"], w["rejected"]))'

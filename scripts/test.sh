@@ -3,7 +3,7 @@
 #   1. Release build with -Werror (and the CUDA code compiled when nvcc is present),
 #   2. every GoogleTest under CTest, plus the shared compare tool on a CLI dump,
 #   3. the parser, op and engine tests built with AddressSanitizer + UBSan,
-#   4. the browser test of the web page (headless Chromium).
+#   4. the browser test of the web page (headless Chromium) and the nginx load-balancer test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -36,8 +36,8 @@ for t in "${asan_tests[@]}"; do
     "build-asan/bin/$t" --gtest_brief=1
 done
 
-if [[ -x scripts/test_web.sh ]]; then
-  echo "== browser test"
-  scripts/test_web.sh build/bin/falcon
-fi
+echo "== browser test"
+scripts/test_web.sh build/bin/falcon
+echo "== load balancer (nginx)"
+scripts/test_nginx_lb.sh build/bin/falcon
 echo "all tests passed"

@@ -30,11 +30,9 @@ inline constexpr int kGemvQuantRows = 1;
 template <int MR>
 using Acc = VF[MR][kVecs];
 
-#ifndef TUNE_PF
-#define TUNE_PF 2048
-#endif
-// How far ahead of use the GEMV asks for each panel's weight stream (dot_panels_impl).
-inline constexpr int64_t kPrefetchBytes = TUNE_PF;
+// How far ahead of use the GEMV asks for each panel's weight stream (dot_panels_impl). 1 to 32
+// KiB, into L1 or L2, measured within 5% of each other.
+inline constexpr int64_t kPrefetchBytes = 2048;
 
 template <int MR>
 inline void zero(Acc<MR>& acc) {

@@ -111,10 +111,7 @@ inline void values_q4(const uint8_t* r, PanelRow& w) {
 // (unblocked) or block i (blocked) ahead of use; kStep is the bytes of one of them.
 
 inline void prefetch_bytes(const void* p, size_t bytes) {
-#ifndef TUNE_HINT
-#define TUNE_HINT 3
-#endif
-  for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(static_cast<const char*>(p) + o, 0, TUNE_HINT);
+  for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(static_cast<const char*>(p) + o, 0, 3);
 }
 
 struct F32Rows {

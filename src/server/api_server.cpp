@@ -17,19 +17,24 @@ using nlohmann::json;
 
 // Errors cpp-httplib answers by itself (unknown route, oversized or malformed body) come
 // with an empty body; give them the same JSON shape as ours.
-ApiError library_error(const httplib::Request& req, const httplib::Response& res, int64_t max_body) {
+ApiError library_error(const httplib::Request& req, const httplib::Response& res,
+                       int64_t max_body) {
   switch (res.status) {
-    case 404: return ApiError(404, "not_found", "no route for " + req.method + " " + req.path);
+    case 404:
+      return ApiError(404, "not_found", "no route for " + req.method + " " + req.path);
     case 413:
       if (req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0) {
         return ApiError(413, "payload_too_large",
-                        "a form-urlencoded body is limited to 8 KiB: send JSON with 'Content-Type: application/json'");
+                        "a form-urlencoded body is limited to 8 KiB: send JSON with 'Content-Type: "
+                        "application/json'");
       }
       return ApiError(413, "payload_too_large",
-                      "the request body is larger than the server's limit of " + std::to_string(max_body) +
-                          " bytes (--max-body-mb)");
-    case 400: return ApiError(400, "bad_request", "malformed HTTP request or body");
-    default: return ApiError(res.status, "http_error", "HTTP " + std::to_string(res.status));
+                      "the request body is larger than the server's limit of " +
+                          std::to_string(max_body) + " bytes (--max-body-mb)");
+    case 400:
+      return ApiError(400, "bad_request", "malformed HTTP request or body");
+    default:
+      return ApiError(res.status, "http_error", "HTTP " + std::to_string(res.status));
   }
 }
 
@@ -64,6 +69,9 @@ int ApiServer::start() {
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   http_->set_keep_alive_max_count(1000);
+  // Headers and body go out in separate writes; with Nagle on, the body waits for the
+  // client's delayed ACK (40 ms on Linux) on every answer.
+  http_->set_tcp_nodelay(true);
   http_->set_read_timeout(30);
   http_->set_write_timeout(30);
   int port = options_.port;
@@ -78,11 +86,17 @@ int ApiServer::start() {
   return port;
 }
 
-void ApiServer::listen() { http_->listen_after_bind(); }
+void ApiServer::listen() {
+  http_->listen_after_bind();
+}
 
-void ApiServer::stop() { http_->stop(); }
+void ApiServer::stop() {
+  http_->stop();
+}
 
-void ApiServer::stop_workers() { pool_.stop(); }
+void ApiServer::stop_workers() {
+  pool_.stop();
+}
 
 const ModelInfo& ApiServer::ready_model() const {
   if (const ModelInfo* info = pool_.info()) return *info;
@@ -99,34 +113,36 @@ bool ApiServer::authorized(const httplib::Request& req) const {
 
 void ApiServer::install_routes() {
   httplib::Server& s = *http_;
-  s.set_default_headers({{"Access-Control-Allow-Origin", "*"}, {"X-Content-Type-Options", "nosniff"}});
+  s.set_default_headers(
+      {{"Access-Control-Allow-Origin", "*"}, {"X-Content-Type-Options", "nosniff"}});
 
   // Authentication before the body is read: a refused client's upload is never buffered.
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    const bool open = req.method == "OPTIONS" || req.path == "/v1/health" || req.path.rfind("/v1/", 0) != 0;
+    const bool open =
+        req.method == "OPTIONS" || req.path == "/v1/health" || req.path.rfind("/v1/", 0) != 0;
     if (open || authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
     res.set_header("WWW-Authenticate", "Bearer");
     // The unread body would be taken for the next request on this connection.
     res.set_header("Connection", "close");
-    send_error(res, ApiError(401, "unauthorized", "missing or wrong API key: send 'Authorization: Bearer <key>'"));
+    send_error(res, ApiError(401, "unauthorized",
+                             "missing or wrong API key: send 'Authorization: Bearer <key>'"));
     return httplib::Server::HandlerResponse::Handled;
   });
 
-  s.set_error_handler(
-      httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+  s.set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         send_error(res, library_error(req, res, options_.max_body_bytes));
         return httplib::Server::HandlerResponse::Handled;
       }));
 
-  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    send_error(res, to_api_error(ep));
-  });
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res,
+                             std::exception_ptr ep) { send_error(res, to_api_error(ep)); });
 
   s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     if (!options_.access_log && res.status < 400) return;
-    std::fprintf(stderr, "falcon serve: %s %s %d (%s:%d)\n", req.method.c_str(), req.path.c_str(), res.status,
-                 req.remote_addr.c_str(), req.remote_port);
+    std::fprintf(stderr, "falcon serve: %s %s %d (%s:%d)\n", req.method.c_str(), req.path.c_str(),
+                 res.status, req.remote_addr.c_str(), req.remote_port);
   });
 
   s.Options(".*", [](const httplib::Request&, httplib::Response& res) {
@@ -139,7 +155,8 @@ void ApiServer::install_routes() {
   s.Get("/v1/health", [this](const httplib::Request&, httplib::Response& res) { health(res); });
   s.Get("/v1/status", [this](const httplib::Request&, httplib::Response& res) { status(res); });
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) { models(res); });
-  s.Post("/v1/predictions", [this](const httplib::Request& req, httplib::Response& res) { predict_json(req, res); });
+  s.Post("/v1/predictions",
+         [this](const httplib::Request& req, httplib::Response& res) { predict_json(req, res); });
   s.Post("/v1/predictions/upload",
          [this](const httplib::Request& req, httplib::Response& res) { predict_upload(req, res); });
 
@@ -155,12 +172,18 @@ void ApiServer::health(httplib::Response& res) const {
   const ModelInfo* info = pool_.info();
   json workers = json::array(), gpus = json::array();
   for (const WorkerStatus& w : pool_.status()) {
-    json entry = {{"device", w.device}, {"status", w.state}, {"waiting", w.waiting}, {"running", w.running}};
-    if (w.state == "loading") entry["load_progress"] = {{"stage", w.load_stage}, {"fraction", w.load_fraction}};
+    json entry = {
+        {"device", w.device}, {"status", w.state}, {"waiting", w.waiting}, {"running", w.running}};
+    if (w.state == "loading")
+      entry["load_progress"] = {{"stage", w.load_stage}, {"fraction", w.load_fraction}};
     if (!w.error.empty()) entry["error"] = w.error;
     if (w.device.rfind("cuda", 0) == 0) {
-      gpus.push_back({{"gpu_id", gpus.size()}, {"device_name", w.device}, {"waiting", w.waiting},
-                      {"running", w.running}, {"vram_allocated_gib", 0.0}, {"vram_reserved_gib", 0.0}});
+      gpus.push_back({{"gpu_id", gpus.size()},
+                      {"device_name", w.device},
+                      {"waiting", w.waiting},
+                      {"running", w.running},
+                      {"vram_allocated_gib", 0.0},
+                      {"vram_reserved_gib", 0.0}});
     }
     workers.push_back(std::move(entry));
   }
@@ -227,7 +250,8 @@ void ApiServer::predict_upload(const httplib::Request& req, httplib::Response& r
   try {
     const ModelInfo& model = ready_model();
     if (!req.is_multipart_form_data()) {
-      throw ApiError(422, "invalid_body", "expected a multipart/form-data body with an 'image' file field");
+      throw ApiError(422, "invalid_body",
+                     "expected a multipart/form-data body with an 'image' file field");
     }
     FormFields form;
     for (const auto& [name, part] : req.files) {

@@ -49,7 +49,8 @@ class ApiServer {
   void predict_upload(const httplib::Request& req, httplib::Response& res);
   // Queues the prediction, waits for it (or streams it), and answers.
   void predict(PredictionInput input, const httplib::Request& req, httplib::Response& res);
-  void answer(const std::shared_ptr<Job>& job, ResponseMeta meta, const ConnectionWatch& watch, httplib::Response& res);
+  void answer(const std::shared_ptr<Job>& job, ResponseMeta meta, const ConnectionWatch& watch,
+              httplib::Response& res);
   void stream(const std::shared_ptr<Job>& job, ResponseMeta meta, const ConnectionWatch& watch,
               httplib::Response& res);
   Job::Clock::time_point deadline(const Job& job) const;

@@ -42,15 +42,18 @@ bool same_endpoint(const sockaddr_storage& a, const sockaddr_storage& b) {
   }
   const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
   const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
-  return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
+  return x.sin6_port == y.sin6_port &&
+         std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
 }
 
 }  // namespace
 
-ConnectionWatch::ConnectionWatch(const std::string& local_addr, int local_port, const std::string& remote_addr,
-                                 int remote_port) {
+ConnectionWatch::ConnectionWatch(const std::string& local_addr, int local_port,
+                                 const std::string& remote_addr, int remote_port) {
   sockaddr_storage want_local, want_peer;
-  if (!to_sockaddr(local_addr, local_port, want_local) || !to_sockaddr(remote_addr, remote_port, want_peer)) return;
+  if (!to_sockaddr(local_addr, local_port, want_local) ||
+      !to_sockaddr(remote_addr, remote_port, want_peer))
+    return;
   DIR* dir = opendir("/proc/self/fd");
   if (!dir) return;
   // The connection's socket stays open while its handler runs (the handler's thread owns

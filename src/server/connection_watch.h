@@ -11,7 +11,8 @@ class ConnectionWatch {
  public:
   // The connected socket whose local and peer addresses are these; none found leaves the
   // watch inactive (peer_closed() stays false).
-  ConnectionWatch(const std::string& local_addr, int local_port, const std::string& remote_addr, int remote_port);
+  ConnectionWatch(const std::string& local_addr, int local_port, const std::string& remote_addr,
+                  int remote_port);
   bool active() const { return fd_ >= 0; }
   // True once the peer closed or reset the connection. Never reads any data.
   bool peer_closed() const;

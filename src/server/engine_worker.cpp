@@ -15,9 +15,13 @@ struct LoadAborted {};
 EngineWorker::EngineWorker(EngineOptions options, int max_queue, int step_delay_ms)
     : options_(std::move(options)), max_queue_(max_queue), step_delay_ms_(step_delay_ms) {}
 
-EngineWorker::~EngineWorker() { stop(); }
+EngineWorker::~EngineWorker() {
+  stop();
+}
 
-void EngineWorker::start() { thread_ = std::thread([this] { run(); }); }
+void EngineWorker::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void EngineWorker::stop() {
   {
@@ -62,7 +66,7 @@ WorkerStatus EngineWorker::status() const {
   WorkerStatus s;
   s.device = options_.device;
   const State st = state_;
-  s.state = stopping_ ? "stopping"
+  s.state = stopping_              ? "stopping"
             : st == State::Loading ? "loading"
             : st == State::Ready   ? "ready"
             : st == State::Failed  ? "failed"
@@ -154,7 +158,8 @@ void EngineWorker::admit(const std::shared_ptr<Job>& job) {
     if (!id) {
       ++failed_;
       release_slot();
-      job->fail(std::make_exception_ptr(InvalidArgument("forced_tokens: '" + name + "' is not a token of this model")));
+      job->fail(std::make_exception_ptr(
+          InvalidArgument("forced_tokens: '" + name + "' is not a token of this model")));
       return;
     }
     request.sampling.forced_tokens.push_back(*id);
@@ -166,9 +171,10 @@ void EngineWorker::admit(const std::shared_ptr<Job>& job) {
     request.on_text = [raw](std::string_view piece) { raw->add_text(piece); };
   }
   try {
-    const Engine::RequestId id = engine_->submit(
-        std::move(request),
-        [this](Engine::RequestId rid, Result* result, const std::exception_ptr& error) { on_done(rid, result, error); });
+    const Engine::RequestId id =
+        engine_->submit(std::move(request),
+                        [this](Engine::RequestId rid, Result* result,
+                               const std::exception_ptr& error) { on_done(rid, result, error); });
     outstanding_.push_back({id, job, {}});
   } catch (...) {
     ++failed_;
@@ -233,6 +239,8 @@ void EngineWorker::step_engine() {
   if (step_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms_));
 }
 
-void EngineWorker::release_slot() { --in_flight_; }
+void EngineWorker::release_slot() {
+  --in_flight_;
+}
 
 }  // namespace falcon::server

@@ -8,7 +8,8 @@ namespace falcon::server {
 
 std::string fetch_image_url(const std::string& url, int64_t max_bytes, double timeout_s) {
   const bool http = url.rfind("http://", 0) == 0, https = url.rfind("https://", 0) == 0;
-  if (!http && !https) throw ApiError(400, "invalid_url", "image.url must be an http:// or https:// URL");
+  if (!http && !https)
+    throw ApiError(400, "invalid_url", "image.url must be an http:// or https:// URL");
   const size_t host_begin = url.find("//") + 2;
   const size_t path_begin = url.find('/', host_begin);
   const std::string origin = url.substr(0, path_begin);
@@ -16,7 +17,8 @@ std::string fetch_image_url(const std::string& url, int64_t max_bytes, double ti
   if (origin.size() <= host_begin) throw ApiError(400, "invalid_url", "image.url has no host");
 
   httplib::Client client(origin);
-  if (!client.is_valid()) throw ApiError(400, "invalid_url", "image.url: cannot use '" + origin + "'");
+  if (!client.is_valid())
+    throw ApiError(400, "invalid_url", "image.url: cannot use '" + origin + "'");
   const auto seconds = std::chrono::duration<double>(timeout_s);
   client.set_connection_timeout(std::chrono::duration_cast<std::chrono::microseconds>(seconds));
   client.set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(seconds));
@@ -32,11 +34,14 @@ std::string fetch_image_url(const std::string& url, int64_t max_bytes, double ti
     return true;
   });
   if (too_large) {
-    throw ApiError(413, "image_too_large", "image.url: the image is larger than " + std::to_string(max_bytes) + " bytes");
+    throw ApiError(413, "image_too_large",
+                   "image.url: the image is larger than " + std::to_string(max_bytes) + " bytes");
   }
-  if (!res) throw ApiError(400, "url_fetch_failed", "image.url: " + httplib::to_string(res.error()));
+  if (!res)
+    throw ApiError(400, "url_fetch_failed", "image.url: " + httplib::to_string(res.error()));
   if (res->status != 200) {
-    throw ApiError(400, "url_fetch_failed", "image.url: the server answered HTTP " + std::to_string(res->status));
+    throw ApiError(400, "url_fetch_failed",
+                   "image.url: the server answered HTTP " + std::to_string(res->status));
   }
   return body;
 }

@@ -28,12 +28,13 @@ class Job {
 
   Job(Request req, bool stream) : request(std::move(req)), stream_text(stream) {}
 
-  Request request;                     // moved into the engine when the worker submits it
-  std::vector<std::string> forced_tokens;  // names or ids, mapped by the worker (it owns the engine)
-  const bool stream_text;              // collect on_text pieces for server-sent events
+  Request request;  // moved into the engine when the worker submits it
+  std::vector<std::string>
+      forced_tokens;       // names or ids, mapped by the worker (it owns the engine)
+  const bool stream_text;  // collect on_text pieces for server-sent events
   const Clock::time_point arrived = Clock::now();
-  std::string device;                  // the device of the worker that took it
-  int worker_index = -1;               // which worker of the pool took it
+  std::string device;     // the device of the worker that took it
+  int worker_index = -1;  // which worker of the pool took it
 
   // --- worker thread ---
   void complete(Result&& result, const BatchStats& stats);
@@ -46,8 +47,8 @@ class Job {
   JobState wait(Clock::time_point until);
   // Waiting -> Cancelled; false when the job already finished.
   bool cancel();
-  std::string take_text();             // streamed text not yet taken (whole UTF-8 characters)
-  bool has_started();                  // the first token was decoded
+  std::string take_text();  // streamed text not yet taken (whole UTF-8 characters)
+  bool has_started();       // the first token was decoded
   // Valid once the state is Done / Failed.
   Result& result() { return result_; }
   const BatchStats& stats() const { return stats_; }

@@ -30,8 +30,10 @@ ApiError refusal(Admission a) {
       e.retry_after_s = 5;
       return e;
     }
-    case Admission::Stopping: return ApiError(503, "shutting_down", "the server is shutting down");
-    default: return ApiError(503, "no_engine", "No healthy engines available.");
+    case Admission::Stopping:
+      return ApiError(503, "shutting_down", "the server is shutting down");
+    default:
+      return ApiError(503, "no_engine", "No healthy engines available.");
   }
 }
 
@@ -55,10 +57,12 @@ std::string error_event(const ApiError& e) {
 
 Job::Clock::time_point ApiServer::deadline(const Job& job) const {
   if (options_.timeout_s <= 0) return Clock::time_point::max();
-  return job.arrived + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options_.timeout_s));
+  return job.arrived + std::chrono::duration_cast<Clock::duration>(
+                           std::chrono::duration<double>(options_.timeout_s));
 }
 
-void ApiServer::predict(PredictionInput input, const httplib::Request& req, httplib::Response& res) {
+void ApiServer::predict(PredictionInput input, const httplib::Request& req,
+                        httplib::Response& res) {
   auto job = std::make_shared<Job>(std::move(input.request), input.stream);
   job->forced_tokens = std::move(input.forced_tokens);
   ResponseMeta meta;
@@ -75,22 +79,24 @@ void ApiServer::predict(PredictionInput input, const httplib::Request& req, http
   answer(job, std::move(meta), watch, res);
 }
 
-void ApiServer::answer(const std::shared_ptr<Job>& job, ResponseMeta meta, const ConnectionWatch& watch,
-                       httplib::Response& res) {
+void ApiServer::answer(const std::shared_ptr<Job>& job, ResponseMeta meta,
+                       const ConnectionWatch& watch, httplib::Response& res) {
   const Clock::time_point until = deadline(*job);
   for (;;) {
     const JobState state = job->wait(std::min(Clock::now() + kPollInterval, until));
     if (state == JobState::Done) {
       meta.total_ms = ms_since(job->arrived);
       res.status = 200;
-      res.set_content(dump_json(prediction_response(job->result(), job->stats(), meta)), "application/json");
+      res.set_content(dump_json(prediction_response(job->result(), job->stats(), meta)),
+                      "application/json");
       return;
     }
     if (state == JobState::Failed) return send_error(res, to_api_error(job->error()));
     if (Clock::now() >= until && job->cancel()) {
       pool_.cancel(job);
-      return send_error(res, ApiError(504, "timeout", "the request took longer than the server's limit of " +
-                                                          std::to_string(options_.timeout_s) + " s (--timeout-s)"));
+      return send_error(res, ApiError(504, "timeout",
+                                      "the request took longer than the server's limit of " +
+                                          std::to_string(options_.timeout_s) + " s (--timeout-s)"));
     }
     if (watch.peer_closed() && job->cancel()) {
       // Nobody will read the answer; free the batch slot for someone who will.
@@ -101,8 +107,8 @@ void ApiServer::answer(const std::shared_ptr<Job>& job, ResponseMeta meta, const
   }
 }
 
-void ApiServer::stream(const std::shared_ptr<Job>& job, ResponseMeta meta, const ConnectionWatch& watch,
-                       httplib::Response& res) {
+void ApiServer::stream(const std::shared_ptr<Job>& job, ResponseMeta meta,
+                       const ConnectionWatch& watch, httplib::Response& res) {
   // Commit to 200 only once decoding started: a bad image or a full engine still gets its
   // own status code instead of an error event.
   const Clock::time_point until = deadline(*job);
@@ -112,8 +118,9 @@ void ApiServer::stream(const std::shared_ptr<Job>& job, ResponseMeta meta, const
     if (state == JobState::Done || job->has_started()) break;
     if (Clock::now() >= until && job->cancel()) {
       pool_.cancel(job);
-      return send_error(res, ApiError(504, "timeout", "the request took longer than the server's limit of " +
-                                                          std::to_string(options_.timeout_s) + " s (--timeout-s)"));
+      return send_error(res, ApiError(504, "timeout",
+                                      "the request took longer than the server's limit of " +
+                                          std::to_string(options_.timeout_s) + " s (--timeout-s)"));
     }
     if (watch.peer_closed() && job->cancel()) {
       pool_.cancel(job);
@@ -125,7 +132,8 @@ void ApiServer::stream(const std::shared_ptr<Job>& job, ResponseMeta meta, const
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");  // nginx: pass events on as they come
   res.set_chunked_content_provider(
-      "text/event-stream", [this, job, meta, watch, until](size_t, httplib::DataSink& sink) mutable {
+      "text/event-stream",
+      [this, job, meta, watch, until](size_t, httplib::DataSink& sink) mutable {
         auto give_up = [&] {
           if (job->cancel()) pool_.cancel(job);
           return false;  // closes the connection
@@ -146,7 +154,8 @@ void ApiServer::stream(const std::shared_ptr<Job>& job, ResponseMeta meta, const
             last = error_event(e);
           } else if (Clock::now() >= until && job->cancel()) {
             pool_.cancel(job);
-            last = error_event(ApiError(504, "timeout", "the request took longer than the server's limit (--timeout-s)"));
+            last = error_event(ApiError(
+                504, "timeout", "the request took longer than the server's limit (--timeout-s)"));
           } else if (watch.peer_closed()) {
             return give_up();
           } else {

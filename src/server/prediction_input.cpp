@@ -19,31 +19,38 @@ namespace {
 
 using nlohmann::json;
 
-ApiError schema_error(const std::string& message) { return ApiError(422, "invalid_field", message); }
+ApiError schema_error(const std::string& message) {
+  return ApiError(422, "invalid_field", message);
+}
 
 // The request's task: given, or the model's first (segmentation for the full perception
 // model, as in the reference; detection or ocr_plain for the models that do only that).
 Task resolve_task(const std::string* name, const ModelInfo& model) {
   if (!name) return task_from_name(model.supported_tasks.front());
   if (*name == "ocr_layout") {
-    throw ApiError(400, "unsupported_task", "task 'ocr_layout' is not supported by this server; use 'ocr_plain'");
+    throw ApiError(400, "unsupported_task",
+                   "task 'ocr_layout' is not supported by this server; use 'ocr_plain'");
   }
   Task task;
   try {
     task = task_from_name(*name);
   } catch (const InvalidArgument&) {
-    throw schema_error("task must be one of segmentation, detection, ocr_plain; got '" + *name + "'");
+    throw schema_error("task must be one of segmentation, detection, ocr_plain; got '" + *name +
+                       "'");
   }
   const std::string canonical = task_name(task);
-  if (std::find(model.supported_tasks.begin(), model.supported_tasks.end(), canonical) == model.supported_tasks.end()) {
+  if (std::find(model.supported_tasks.begin(), model.supported_tasks.end(), canonical) ==
+      model.supported_tasks.end()) {
     std::string supported;
     for (const auto& t : model.supported_tasks) supported += (supported.empty() ? "" : ", ") + t;
     if (task == Task::Segmentation && supported == "detection") {  // the reference's words
-      throw ApiError(400, "unsupported_task",
-                     "Segmentation is not supported by the loaded model. Use task='detection' instead.");
+      throw ApiError(
+          400, "unsupported_task",
+          "Segmentation is not supported by the loaded model. Use task='detection' instead.");
     }
-    throw ApiError(400, "unsupported_task", "task '" + canonical + "' is not supported by the loaded " +
-                                                model.variant + " model (it supports: " + supported + ")");
+    throw ApiError(400, "unsupported_task",
+                   "task '" + canonical + "' is not supported by the loaded " + model.variant +
+                       " model (it supports: " + supported + ")");
   }
   return task;
 }
@@ -68,7 +75,8 @@ void set_query(PredictionInput& in, const std::string* query, Task task) {
     throw ApiError(422, "missing_field", "query is required for " + std::string(task_name(task)));
   }
   if (task != Task::OcrPlain) {
-    if (in.query.empty()) throw ApiError(400, "invalid_query", "query is empty: say what to find in the image");
+    if (in.query.empty())
+      throw ApiError(400, "invalid_query", "query is empty: say what to find in the image");
     in.request.query = in.query;
   }
 }
@@ -81,7 +89,8 @@ int json_int(const json& body, const char* name, int lo, int hi) {
   }
   const double x = v.get<double>();
   if (x < lo || x > hi) {
-    throw schema_error(std::string(name) + " must lie in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    throw schema_error(std::string(name) + " must lie in [" + std::to_string(lo) + ", " +
+                       std::to_string(hi) + "]");
   }
   return int(x);
 }
@@ -91,8 +100,8 @@ int form_int(const std::string& name, const std::string& s, int lo, int hi) {
   errno = 0;
   const long v = std::strtol(s.c_str(), &end, 10);
   if (s.empty() || errno || *end || v < lo || v > hi) {
-    throw schema_error(name + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" +
-                       s + "'");
+    throw schema_error(name + " must be an integer in [" + std::to_string(lo) + ", " +
+                       std::to_string(hi) + "], got '" + s + "'");
   }
   return int(v);
 }
@@ -105,8 +114,9 @@ bool form_bool(const std::string& name, const std::string& s) {
 
 void check_forced_tokens_allowed(const InputPolicy& policy) {
   if (!policy.allow_forced_tokens) {
-    throw ApiError(400, "forced_tokens_disabled",
-                   "forced_tokens is disabled on this server (start it with --allow-forced-tokens)");
+    throw ApiError(
+        400, "forced_tokens_disabled",
+        "forced_tokens is disabled on this server (start it with --allow-forced-tokens)");
   }
 }
 
@@ -116,7 +126,8 @@ constexpr int kMaxSide = 1 << 16;
 
 }  // namespace
 
-PredictionInput parse_prediction_json(std::string_view text, const ModelInfo& model, const InputPolicy& policy) {
+PredictionInput parse_prediction_json(std::string_view text, const ModelInfo& model,
+                                      const InputPolicy& policy) {
   json body;
   try {
     body = json::parse(text);
@@ -141,16 +152,20 @@ PredictionInput parse_prediction_json(std::string_view text, const ModelInfo& mo
   const Task task = resolve_task(optional_string("task"), model);
   in.request.task = task;
   set_query(in, optional_string("query"), task);
-  if (body.contains("max_tokens")) in.request.sampling.max_new_tokens = json_int(body, "max_tokens", 1, kMaxTokens);
-  if (body.contains("min_image_size")) in.request.min_image_size = json_int(body, "min_image_size", 0, kMaxSide);
-  if (body.contains("max_image_size")) in.request.max_image_size = json_int(body, "max_image_size", 0, kMaxSide);
+  if (body.contains("max_tokens"))
+    in.request.sampling.max_new_tokens = json_int(body, "max_tokens", 1, kMaxTokens);
+  if (body.contains("min_image_size"))
+    in.request.min_image_size = json_int(body, "min_image_size", 0, kMaxSide);
+  if (body.contains("max_image_size"))
+    in.request.max_image_size = json_int(body, "max_image_size", 0, kMaxSide);
   if (const auto it = body.find("stream"); it != body.end() && !it->is_null()) {
     if (!it->is_boolean()) throw schema_error("stream must be true or false");
     in.stream = it->get<bool>();
   }
   if (const auto it = body.find("forced_tokens"); it != body.end() && !it->is_null()) {
     check_forced_tokens_allowed(policy);
-    if (!it->is_array()) throw schema_error("forced_tokens must be an array of token strings or ids");
+    if (!it->is_array())
+      throw schema_error("forced_tokens must be an array of token strings or ids");
     for (const json& t : *it) {
       if (t.is_string()) {
         in.forced_tokens.push_back(t.get<std::string>());
@@ -163,8 +178,10 @@ PredictionInput parse_prediction_json(std::string_view text, const ModelInfo& mo
   }
 
   const auto image = body.find("image");
-  if (image == body.end() || image->is_null()) throw ApiError(422, "missing_field", "image is required");
-  if (!image->is_object()) throw schema_error("image must be an object: {\"base64\": ...} or {\"url\": ...}");
+  if (image == body.end() || image->is_null())
+    throw ApiError(422, "missing_field", "image is required");
+  if (!image->is_object())
+    throw schema_error("image must be an object: {\"base64\": ...} or {\"url\": ...}");
   auto image_field = [&](const char* name) -> std::string {
     const auto it = image->find(name);
     if (it == image->end() || it->is_null()) return {};
@@ -180,7 +197,8 @@ PredictionInput parse_prediction_json(std::string_view text, const ModelInfo& mo
   } else if (!url.empty()) {
     if (!policy.allow_url) {
       throw ApiError(400, "url_disabled",
-                     "image.url is disabled on this server (start it with --allow-url); send image.base64 instead");
+                     "image.url is disabled on this server (start it with --allow-url); send "
+                     "image.base64 instead");
     }
     in.request.image_bytes = fetch_image_url(url, policy.max_url_bytes, policy.url_timeout_s);
   } else {
@@ -190,7 +208,8 @@ PredictionInput parse_prediction_json(std::string_view text, const ModelInfo& mo
   return in;
 }
 
-PredictionInput parse_prediction_form(const FormFields& form, const ModelInfo& model, const InputPolicy& policy) {
+PredictionInput parse_prediction_form(const FormFields& form, const ModelInfo& model,
+                                      const InputPolicy& policy) {
   auto field = [&](const char* name) -> const std::string* {
     const auto it = form.find(name);
     return it == form.end() ? nullptr : &it->second.content;
@@ -199,9 +218,12 @@ PredictionInput parse_prediction_form(const FormFields& form, const ModelInfo& m
   const Task task = resolve_task(field("task"), model);
   in.request.task = task;
   set_query(in, field("query"), task);
-  if (const auto* v = field("max_tokens")) in.request.sampling.max_new_tokens = form_int("max_tokens", *v, 1, kMaxTokens);
-  if (const auto* v = field("min_image_size")) in.request.min_image_size = form_int("min_image_size", *v, 0, kMaxSide);
-  if (const auto* v = field("max_image_size")) in.request.max_image_size = form_int("max_image_size", *v, 0, kMaxSide);
+  if (const auto* v = field("max_tokens"))
+    in.request.sampling.max_new_tokens = form_int("max_tokens", *v, 1, kMaxTokens);
+  if (const auto* v = field("min_image_size"))
+    in.request.min_image_size = form_int("min_image_size", *v, 0, kMaxSide);
+  if (const auto* v = field("max_image_size"))
+    in.request.max_image_size = form_int("max_image_size", *v, 0, kMaxSide);
   if (const auto* v = field("stream")) in.stream = form_bool("stream", *v);
   if (const auto* v = field("forced_tokens")) {
     check_forced_tokens_allowed(policy);
@@ -216,7 +238,8 @@ PredictionInput parse_prediction_form(const FormFields& form, const ModelInfo& m
     }
   }
   const auto image = form.find("image");
-  if (image == form.end()) throw ApiError(422, "missing_field", "image is required (a file field named 'image')");
+  if (image == form.end())
+    throw ApiError(422, "missing_field", "image is required (a file field named 'image')");
   in.request.image_bytes = image->second.content;
   check_image_bytes(in.request.image_bytes);
   return in;

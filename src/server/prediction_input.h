@@ -19,9 +19,9 @@ struct InputPolicy {
 };
 
 struct PredictionInput {
-  Request request;          // image bytes, task, query, sizes, sampling
-  std::string query;        // echoed in the answer
-  bool stream = false;      // server-sent events (OCR text as it is decoded)
+  Request request;      // image bytes, task, query, sizes, sampling
+  std::string query;    // echoed in the answer
+  bool stream = false;  // server-sent events (OCR text as it is decoded)
   // forced_tokens as given (names or decimal ids); the worker maps them to ids, since only
   // its thread may use the engine.
   std::vector<std::string> forced_tokens;
@@ -37,7 +37,9 @@ using FormFields = std::map<std::string, FormField>;
 
 // Both throw ApiError: 400 for bad content (image, base64, UTF-8, a task the model does
 // not do), 422 for a body that breaks the schema (missing field, wrong type, unknown task).
-PredictionInput parse_prediction_json(std::string_view body, const ModelInfo& model, const InputPolicy& policy);
-PredictionInput parse_prediction_form(const FormFields& form, const ModelInfo& model, const InputPolicy& policy);
+PredictionInput parse_prediction_json(std::string_view body, const ModelInfo& model,
+                                      const InputPolicy& policy);
+PredictionInput parse_prediction_form(const FormFields& form, const ModelInfo& model,
+                                      const InputPolicy& policy);
 
 }  // namespace falcon::server

@@ -36,11 +36,14 @@ std::string new_prediction_id() {
     v = rng();
   }
   char buf[32];
-  std::snprintf(buf, sizeof buf, "pred_%012llx", static_cast<unsigned long long>(v & 0xFFFFFFFFFFFFull));
+  std::snprintf(buf, sizeof buf, "pred_%012llx",
+                static_cast<unsigned long long>(v & 0xFFFFFFFFFFFFull));
   return buf;
 }
 
-std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump_json(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 json prediction_response(const Result& r, const BatchStats& stats, const ResponseMeta& meta) {
   json masks = json::array();
@@ -88,7 +91,8 @@ json prediction_response(const Result& r, const BatchStats& stats, const Respons
       {"decode_time_ms", t.decode_ms},
       {"finalize_time_ms", t.segmentation_ms},
       {"num_decode_steps", stats.decode_steps},
-      {"avg_decode_batch_size", stats.decode_steps ? double(stats.batch_size_sum) / stats.decode_steps : 0.0},
+      {"avg_decode_batch_size",
+       stats.decode_steps ? double(stats.batch_size_sum) / stats.decode_steps : 0.0},
       {"prefill_batch_size", 1},  // the engine prefills each request alone
       {"prefill_tokens", r.input_tokens},
       {"num_preemptions", 0},

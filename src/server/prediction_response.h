@@ -21,7 +21,8 @@ struct ResponseMeta {
   double total_ms = 0;  // arrival to completion, as the server saw it
 };
 
-nlohmann::json prediction_response(const Result& result, const BatchStats& stats, const ResponseMeta& meta);
+nlohmann::json prediction_response(const Result& result, const BatchStats& stats,
+                                   const ResponseMeta& meta);
 
 // "pred_" and 12 random hex digits, as the reference.
 std::string new_prediction_id();

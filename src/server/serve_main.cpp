@@ -77,8 +77,8 @@ int serve_main(int argc, char** argv) {
       const ModelInfo& i = *server.workers().info();
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       char buf[256];
-      std::snprintf(buf, sizeof buf, "model ready: %s on %s (%s), loaded in %.1f s", i.variant.c_str(),
-                    i.device.c_str(), i.compute_dtype.c_str(), s);
+      std::snprintf(buf, sizeof buf, "model ready: %s on %s (%s), loaded in %.1f s",
+                    i.variant.c_str(), i.device.c_str(), i.compute_dtype.c_str(), s);
       log_line(buf);
     }
     if (!draining && !server.workers().ready() && !server.workers().loading()) {

@@ -13,18 +13,31 @@ namespace falcon::server {
 namespace {
 
 const std::set<std::string> kFlags = {"help", "allow-url", "allow-forced-tokens", "access-log"};
-const std::set<std::string> kOptions = {"model",     "model-id",  "host",          "port",         "device",
-                                        "dtype",     "threads",   "max-batch",     "max-queue",    "timeout-s",
-                                        "api-key",   "max-body-mb", "max-image-pixels", "max-url-mb",
-                                        "step-delay-ms", "http-threads", "image-cache"};
+const std::set<std::string> kOptions = {"model",
+                                        "model-id",
+                                        "host",
+                                        "port",
+                                        "device",
+                                        "dtype",
+                                        "threads",
+                                        "max-batch",
+                                        "max-queue",
+                                        "timeout-s",
+                                        "api-key",
+                                        "max-body-mb",
+                                        "max-image-pixels",
+                                        "max-url-mb",
+                                        "step-delay-ms",
+                                        "http-threads",
+                                        "image-cache"};
 
 double parse_number(const std::string& name, const std::string& v, double lo, double hi) {
   char* end = nullptr;
   errno = 0;
   const double x = std::strtod(v.c_str(), &end);
   if (errno || end == v.c_str() || *end || !std::isfinite(x) || x < lo || x > hi) {
-    throw InvalidArgument("--" + name + " expects a number in [" + std::to_string(int64_t(lo)) + ", " +
-                          std::to_string(int64_t(hi)) + "], got '" + v + "'");
+    throw InvalidArgument("--" + name + " expects a number in [" + std::to_string(int64_t(lo)) +
+                          ", " + std::to_string(int64_t(hi)) + "], got '" + v + "'");
   }
   return x;
 }
@@ -34,8 +47,8 @@ int64_t parse_integer(const std::string& name, const std::string& v, int64_t lo,
   errno = 0;
   const long long x = std::strtoll(v.c_str(), &end, 10);
   if (errno || end == v.c_str() || *end || x < lo || x > hi) {
-    throw InvalidArgument("--" + name + " expects an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                          "], got '" + v + "'");
+    throw InvalidArgument("--" + name + " expects an integer in [" + std::to_string(lo) + ", " +
+                          std::to_string(hi) + "], got '" + v + "'");
   }
   return x;
 }
@@ -56,14 +69,16 @@ std::vector<std::string> split_list(const std::string& s) {
 const char* server_usage() {
   return "usage: falcon serve --model DIR [options]\n"
          "\n"
-         "  --host H              address to bind (default 127.0.0.1; 0.0.0.0 for every interface)\n"
+         "  --host H              address to bind (default 127.0.0.1; 0.0.0.0 for every "
+         "interface)\n"
          "  --port P              port (default 7860; 0 picks a free one, printed at start)\n"
          "  --device D[,D...]     cpu | cuda; one engine worker thread per device (default cpu)\n"
          "  --dtype D             weight dtype: f32 | bf16 | f16 | q8 | q4 (default: as stored)\n"
          "  --threads N           CPU threads (default: all cores)\n"
          "  --max-batch N         requests decoded together per worker (default 16)\n"
          "  --max-queue N         requests waiting beyond the batch before 503 (default 64)\n"
-         "  --image-cache N       images whose prompt prefix is kept for more queries (engine default)\n"
+         "  --image-cache N       images whose prompt prefix is kept for more queries (engine "
+         "default)\n"
          "  --timeout-s S         per-request limit in seconds, then 504 (default 300; 0 = none)\n"
          "  --api-key KEY         require 'Authorization: Bearer KEY' (or set FALCON_API_KEY)\n"
          "  --allow-url           accept image.url (the server fetches it; off by default)\n"
@@ -118,8 +133,10 @@ ServerOptions parse_server_options(int argc, char** argv, int first, bool& help)
   if (has("dtype")) o.dtype = values["dtype"];
   if (has("threads")) o.threads = int(parse_integer("threads", values["threads"], 0, 4096));
   if (has("max-batch")) o.max_batch = int(parse_integer("max-batch", values["max-batch"], 1, 4096));
-  if (has("max-queue")) o.max_queue = int(parse_integer("max-queue", values["max-queue"], 0, 1 << 20));
-  if (has("image-cache")) o.image_cache = int(parse_integer("image-cache", values["image-cache"], 0, 1 << 16));
+  if (has("max-queue"))
+    o.max_queue = int(parse_integer("max-queue", values["max-queue"], 0, 1 << 20));
+  if (has("image-cache"))
+    o.image_cache = int(parse_integer("image-cache", values["image-cache"], 0, 1 << 16));
   if (has("timeout-s")) o.timeout_s = parse_number("timeout-s", values["timeout-s"], 0, 1e7);
   if (has("api-key")) {
     o.api_key = values["api-key"];
@@ -131,16 +148,21 @@ ServerOptions parse_server_options(int argc, char** argv, int first, bool& help)
   o.allow_forced_tokens = flags.count("allow-forced-tokens") > 0;
   o.access_log = flags.count("access-log") > 0;
   if (has("max-body-mb")) {
-    o.max_body_bytes = int64_t(parse_number("max-body-mb", values["max-body-mb"], 0.001, 1 << 20) * (1 << 20));
+    o.max_body_bytes =
+        int64_t(parse_number("max-body-mb", values["max-body-mb"], 0.001, 1 << 20) * (1 << 20));
   }
   if (has("max-url-mb")) {
-    o.max_url_bytes = int64_t(parse_number("max-url-mb", values["max-url-mb"], 0.001, 1 << 20) * (1 << 20));
+    o.max_url_bytes =
+        int64_t(parse_number("max-url-mb", values["max-url-mb"], 0.001, 1 << 20) * (1 << 20));
   }
   if (has("max-image-pixels")) {
-    o.max_image_pixels = parse_integer("max-image-pixels", values["max-image-pixels"], 1, int64_t(1) << 40);
+    o.max_image_pixels =
+        parse_integer("max-image-pixels", values["max-image-pixels"], 1, int64_t(1) << 40);
   }
-  if (has("step-delay-ms")) o.step_delay_ms = int(parse_integer("step-delay-ms", values["step-delay-ms"], 0, 60000));
-  if (has("http-threads")) o.http_threads = int(parse_integer("http-threads", values["http-threads"], 1, 100000));
+  if (has("step-delay-ms"))
+    o.step_delay_ms = int(parse_integer("step-delay-ms", values["step-delay-ms"], 0, 60000));
+  if (has("http-threads"))
+    o.http_threads = int(parse_integer("http-threads", values["http-threads"], 1, 100000));
   return o;
 }
 

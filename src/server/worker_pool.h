@@ -21,7 +21,7 @@ class WorkerPool {
 
   const ModelInfo* info() const;  // of the first ready worker; nullptr while none is
   bool ready() const { return info() != nullptr; }
-  bool loading() const;           // some worker is still loading
+  bool loading() const;                   // some worker is still loading
   std::exception_ptr load_error() const;  // set when every worker failed to load
   std::vector<WorkerStatus> status() const;
   int max_batch() const { return max_batch_; }

@@ -7,7 +7,9 @@ namespace {
 
 class PerceptionServer : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { server_ = new ServerProcess({"--model", perception_model(), "--allow-forced-tokens"}); }
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess({"--model", perception_model(), "--allow-forced-tokens"});
+  }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
@@ -77,9 +79,12 @@ TEST_F(PerceptionServer, ModelsAndStatus) {
 
 TEST_F(PerceptionServer, ServesTheEmbeddedWebPage) {
   auto c = server_->client();
-  for (const auto& [path, file, type] : std::vector<std::tuple<std::string, std::string, std::string>>{
-           {"/", "index.html", "text/html"}, {"/index.html", "index.html", "text/html"},
-           {"/app.js", "app.js", "text/javascript"}, {"/style.css", "style.css", "text/css"}}) {
+  for (const auto& [path, file, type] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"/", "index.html", "text/html"},
+           {"/index.html", "index.html", "text/html"},
+           {"/app.js", "app.js", "text/javascript"},
+           {"/style.css", "style.css", "text/css"}}) {
     const auto r = c.Get(path.c_str());
     ASSERT_TRUE(r) << path;
     EXPECT_EQ(r->status, 200) << path;
@@ -102,7 +107,8 @@ TEST_F(PerceptionServer, CorsPreflight) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 204);
   EXPECT_EQ(r->get_header_value("Access-Control-Allow-Origin"), "*");
-  EXPECT_NE(r->get_header_value("Access-Control-Allow-Headers").find("Authorization"), std::string::npos);
+  EXPECT_NE(r->get_header_value("Access-Control-Allow-Headers").find("Authorization"),
+            std::string::npos);
 }
 
 TEST_F(PerceptionServer, SegmentationCaseGivesTheFixtureBoxes) {
@@ -128,17 +134,20 @@ TEST_F(PerceptionServer, SegmentationCaseGivesTheFixtureBoxes) {
     const json& m = j["masks"][i];
     EXPECT_EQ(m["label"], "object " + std::to_string(i + 1));
     for (int k = 0; k < 4; ++k) {
-      EXPECT_NEAR(m["bbox"][k].get<double>(), want["boxes"][i]["bbox_xyxy"][k].get<double>(), 1e-3) << i << "," << k;
+      EXPECT_NEAR(m["bbox"][k].get<double>(), want["boxes"][i]["bbox_xyxy"][k].get<double>(), 1e-3)
+          << i << "," << k;
     }
     ASSERT_TRUE(m["rle"].contains("counts")) << m.dump();
     EXPECT_EQ(m["rle"]["size"], json({120, 200}));
     EXPECT_EQ(m["height"], 120);
     EXPECT_EQ(m["width"], 200);
     // Masks match the reference on >= 99.9 % of the pixels.
-    EXPECT_NEAR(double(rle_area(m["rle"]["counts"])), want["mask_areas"][i].get<double>(), 0.001 * 120 * 200);
+    EXPECT_NEAR(double(rle_area(m["rle"]["counts"])), want["mask_areas"][i].get<double>(),
+                0.001 * 120 * 200);
   }
-  for (const char* k : {"inference_time_ms", "queue_ms", "total_time_ms", "tokenize_time_ms", "prefill_time_ms",
-                        "decode_time_ms", "finalize_time_ms", "avg_decode_batch_size"}) {
+  for (const char* k :
+       {"inference_time_ms", "queue_ms", "total_time_ms", "tokenize_time_ms", "prefill_time_ms",
+        "decode_time_ms", "finalize_time_ms", "avg_decode_batch_size"}) {
     ASSERT_TRUE(j[k].is_number()) << k;
     EXPECT_GE(j[k].get<double>(), 0) << k;
   }
@@ -171,9 +180,10 @@ TEST_F(PerceptionServer, DetectionCaseGivesTheFixtureBoxesWithoutMasks) {
 TEST_F(PerceptionServer, SameAnswerAsTheCli) {
   const json c = fixture_case("perception-tiny", "seg-shapes-png");
   const std::string forced = join_tokens(c);
-  const json cli = run_cli("segment", {"--model", perception_model(), "--image", perception_image(c["image"]),
-                                       "--query", c["query"], "--min-image-size", "64", "--max-image-size", "128",
-                                       "--force-tokens", forced});
+  const json cli =
+      run_cli("segment", {"--model", perception_model(), "--image", perception_image(c["image"]),
+                          "--query", c["query"], "--min-image-size", "64", "--max-image-size",
+                          "128", "--force-tokens", forced});
   ASSERT_TRUE(cli.is_object()) << "the CLI gave no JSON";
   auto client = server_->client();
   const json j = parse_body(post_json(client, case_request(c)));
@@ -187,11 +197,14 @@ TEST_F(PerceptionServer, SameAnswerAsTheCli) {
   }
 
   // Greedy decoding too (no forcing): same tokens as the CLI.
-  const json greedy_cli = run_cli("detect", {"--model", perception_model(), "--image",
-                                             perception_image("shapes-90x170.jpg"), "--query", "a square",
-                                             "--max-new-tokens", "6"});
-  const json greedy = parse_body(post_json(client, {{"image", {{"base64", b64_file(perception_image("shapes-90x170.jpg"))}}},
-                                                    {"query", "a square"}, {"task", "detection"}, {"max_tokens", 6}}));
+  const json greedy_cli = run_cli(
+      "detect", {"--model", perception_model(), "--image", perception_image("shapes-90x170.jpg"),
+                 "--query", "a square", "--max-new-tokens", "6"});
+  const json greedy = parse_body(
+      post_json(client, {{"image", {{"base64", b64_file(perception_image("shapes-90x170.jpg"))}}},
+                         {"query", "a square"},
+                         {"task", "detection"},
+                         {"max_tokens", 6}}));
   EXPECT_EQ(greedy["tokens"], greedy_cli["tokens"]);
   EXPECT_EQ(greedy["text"], greedy_cli["text"]);
   EXPECT_EQ(greedy["output_tokens"], 6);
@@ -220,9 +233,12 @@ TEST_F(PerceptionServer, UploadGivesTheSameAnswerAsJson) {
 
 TEST_F(PerceptionServer, DefaultTaskIsSegmentation) {
   auto client = server_->client();
-  const json j = parse_body(post_json(client, {{"image", {{"base64", b64_file(perception_image("shapes-40x30-rgba.png"))}}},
-                                               {"query", "a shape"}, {"max_tokens", 3},
-                                               {"min_image_size", 64}, {"max_image_size", 128}}));
+  const json j = parse_body(post_json(
+      client, {{"image", {{"base64", b64_file(perception_image("shapes-40x30-rgba.png"))}}},
+               {"query", "a shape"},
+               {"max_tokens", 3},
+               {"min_image_size", 64},
+               {"max_image_size", 128}}));
   EXPECT_EQ(j["task"], "segmentation");
   EXPECT_EQ(j["output_tokens"], 3);
 }

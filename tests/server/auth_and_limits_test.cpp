@@ -69,7 +69,9 @@ TEST(ImageUrl, FetchedOnlyWhenAllowed) {
   // An image host on loopback, in this process.
   httplib::Server images;
   const std::string png = read_file(perception_image("shapes-40x30-rgba.png"));
-  images.Get("/shape.png", [&](const httplib::Request&, httplib::Response& res) { res.set_content(png, "image/png"); });
+  images.Get("/shape.png", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(png, "image/png");
+  });
   images.Get("/big.png", [&](const httplib::Request&, httplib::Response& res) {
     res.set_content(std::string(3 << 20, 'x'), "image/png");
   });
@@ -114,7 +116,9 @@ TEST(Startup, ModelThatDoesNotLoadExitsWithTheCliStatus) {
 
 TEST(Startup, PortInUseAndBadOptions) {
   ServerProcess first({"--model", perception_model()});
-  EXPECT_EQ(run_falcon({"serve", "--model", perception_model(), "--port", std::to_string(first.port())}), 2);
+  EXPECT_EQ(
+      run_falcon({"serve", "--model", perception_model(), "--port", std::to_string(first.port())}),
+      2);
   EXPECT_EQ(run_falcon({"serve", "--model", "x", "--max-batch", "0"}), 2);
   EXPECT_EQ(run_falcon({"serve", "--model", "x", "--bogus"}), 2);
   EXPECT_EQ(run_falcon({"serve", "--help"}), 0);

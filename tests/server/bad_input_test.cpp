@@ -7,7 +7,9 @@ namespace {
 
 class BadInput : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { server_ = new ServerProcess({"--model", perception_model(), "--max-body-mb", "1"}); }
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess({"--model", perception_model(), "--max-body-mb", "1"});
+  }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
@@ -70,18 +72,22 @@ TEST_F(BadInput, MissingOrUndecodableImage) {
   expect_error(good({{"image", json::object()}}).dump(), 400, "missing_image");
   expect_error(good({{"image", {{"base64", ""}}}}).dump(), 400, "missing_image");
   expect_error(good({{"image", {{"base64", "!!not base64!!"}}}}).dump(), 400, "invalid_base64");
-  expect_error(good({{"image", {{"base64", "aGVsbG8gd29ybGQ="}}}}).dump(), 400, "invalid_image");  // "hello world"
-  expect_error(good({{"image", {{"base64", "R0lGODlhAQABAAAAACw="}}}}).dump(), 400, "unsupported_image");  // GIF
+  expect_error(good({{"image", {{"base64", "aGVsbG8gd29ybGQ="}}}}).dump(), 400,
+               "invalid_image");  // "hello world"
+  expect_error(good({{"image", {{"base64", "R0lGODlhAQABAAAAACw="}}}}).dump(), 400,
+               "unsupported_image");  // GIF
   // A PNG cut short: the header is fine, the decoder (on the engine thread) fails.
   const std::string png = read_file(perception_image("shapes-200x120.png"));
-  const json j = expect_error(good({{"image", {{"base64", server::encode_base64(png.substr(0, 200))}}}}).dump(), 400);
+  const json j = expect_error(
+      good({{"image", {{"base64", server::encode_base64(png.substr(0, 200))}}}}).dump(), 400);
   EXPECT_EQ(j["error"]["code"], "invalid_image") << j.dump();
 }
 
 TEST_F(BadInput, UnknownOrUnsupportedTask) {
   expect_error(good({{"task", "tracking"}}).dump(), 422, "invalid_field");
   const json ocr = expect_error(good({{"task", "ocr_plain"}}).dump(), 400, "unsupported_task");
-  EXPECT_NE(ocr["error"]["message"].get<std::string>().find("segmentation, detection"), std::string::npos);
+  EXPECT_NE(ocr["error"]["message"].get<std::string>().find("segmentation, detection"),
+            std::string::npos);
   expect_error(good({{"task", "ocr_layout"}}).dump(), 400, "unsupported_task");
 }
 
@@ -95,10 +101,11 @@ TEST_F(BadInput, BadUtf8InTheQuery) {
   expect_error(escaped, 400, "invalid_utf8");
   // The same through the multipart form.
   auto c = server_->client();
-  const auto r = c.Post("/v1/predictions/upload",
-                        httplib::MultipartFormDataItems{
-                            {"image", read_file(perception_image("shapes-40x30-rgba.png")), "a.png", "image/png"},
-                            {"query", "bad \xc3", "", ""}});
+  const auto r = c.Post(
+      "/v1/predictions/upload",
+      httplib::MultipartFormDataItems{
+          {"image", read_file(perception_image("shapes-40x30-rgba.png")), "a.png", "image/png"},
+          {"query", "bad \xc3", "", ""}});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(parse_body(r)["error"]["code"], "invalid_utf8");
@@ -119,7 +126,8 @@ TEST_F(BadInput, OversizedBody) {
 
 TEST_F(BadInput, UploadWithoutImageOrNotMultipart) {
   auto c = server_->client();
-  const auto no_image = c.Post("/v1/predictions/upload", httplib::MultipartFormDataItems{{"query", "x", "", ""}});
+  const auto no_image =
+      c.Post("/v1/predictions/upload", httplib::MultipartFormDataItems{{"query", "x", "", ""}});
   ASSERT_TRUE(no_image);
   EXPECT_EQ(no_image->status, 422);
   EXPECT_EQ(parse_body(no_image)["error"]["code"], "missing_field");
@@ -129,7 +137,8 @@ TEST_F(BadInput, UploadWithoutImageOrNotMultipart) {
 }
 
 TEST_F(BadInput, DisabledFeatures) {
-  expect_error(good({{"image", {{"url", "http://127.0.0.1:9/x.png"}}}}).dump(), 400, "url_disabled");
+  expect_error(good({{"image", {{"url", "http://127.0.0.1:9/x.png"}}}}).dump(), 400,
+               "url_disabled");
   expect_error(good({{"forced_tokens", {"<|coord|>"}}}).dump(), 400, "forced_tokens_disabled");
 }
 
@@ -153,7 +162,8 @@ TEST(DetectionOnlyModel, RefusesSegmentation) {
   const fs::path dir = fs::temp_directory_path() / ("falcon_det_only_" + std::to_string(getpid()));
   fs::create_directories(dir);
   for (const auto& e : fs::directory_iterator(perception_model())) {
-    if (e.path().filename() != "config.json") fs::create_symlink(e.path(), dir / e.path().filename());
+    if (e.path().filename() != "config.json")
+      fs::create_symlink(e.path(), dir / e.path().filename());
   }
   json config = json::parse(read_file(perception_model() + "/config.json"));
   config["do_segmentation"] = false;
@@ -165,11 +175,13 @@ TEST(DetectionOnlyModel, RefusesSegmentation) {
     ASSERT_EQ(h["supported_tasks"], json({"detection"})) << h.dump();
     EXPECT_EQ(parse_body(c.Get("/v1/models"))["data"][0]["id"], "falcon-perception-300m");
     const json body = {{"image", {{"base64", b64_file(perception_image("shapes-40x30-rgba.png"))}}},
-                       {"query", "a shape"}, {"task", "segmentation"}};
+                       {"query", "a shape"},
+                       {"task", "segmentation"}};
     const auto r = post_json(c, body);
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 400);
-    EXPECT_EQ(parse_body(r)["detail"], "Segmentation is not supported by the loaded model. Use task='detection' instead.");
+    EXPECT_EQ(parse_body(r)["detail"],
+              "Segmentation is not supported by the loaded model. Use task='detection' instead.");
     json det = body;
     det["task"] = "detection";
     det["max_tokens"] = 2;

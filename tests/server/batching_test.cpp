@@ -16,24 +16,30 @@ namespace {
 // 32 different requests: every perception image, several queries and lengths, teacher-
 // forced segmentation cases with boxes among them.
 std::vector<json> mixed_requests() {
-  const std::vector<std::string> images = {"shapes-200x120.png", "shapes-40x30-rgba.png", "shapes-90x170.jpg"};
-  const std::vector<std::string> queries = {"a shape", "the red circle", "everything", "all the squares"};
+  const std::vector<std::string> images = {"shapes-200x120.png", "shapes-40x30-rgba.png",
+                                           "shapes-90x170.jpg"};
+  const std::vector<std::string> queries = {"a shape", "the red circle", "everything",
+                                            "all the squares"};
   std::vector<json> out;
   for (int i = 0; i < 32; ++i) {
-    json r = {{"image", {{"base64", b64_file(perception_image(images[size_t(i) % images.size()]))}}},
-              {"query", queries[size_t(i) % queries.size()]},
-              {"task", i % 2 ? "detection" : "segmentation"},
-              {"min_image_size", 64},
-              {"max_image_size", 128},
-              {"max_tokens", 3 + i % 5}};
-    if (i % 4 == 0) r["forced_tokens"] = {"<|coord|>", "<|size|>", "<|seg|>", "<|coord|>", "<|size|>", "<|end_of_text|>"};
+    json r = {
+        {"image", {{"base64", b64_file(perception_image(images[size_t(i) % images.size()]))}}},
+        {"query", queries[size_t(i) % queries.size()]},
+        {"task", i % 2 ? "detection" : "segmentation"},
+        {"min_image_size", 64},
+        {"max_image_size", 128},
+        {"max_tokens", 3 + i % 5}};
+    if (i % 4 == 0)
+      r["forced_tokens"] = {"<|coord|>", "<|size|>", "<|seg|>",
+                            "<|coord|>", "<|size|>", "<|end_of_text|>"};
     out.push_back(r);
   }
   return out;
 }
 
 TEST(Batching, ParallelRequestsAnswerAsOneByOne) {
-  ServerProcess server({"--model", perception_model(), "--allow-forced-tokens", "--max-batch", "8"});
+  ServerProcess server(
+      {"--model", perception_model(), "--allow-forced-tokens", "--max-batch", "8"});
   const std::vector<json> requests = mixed_requests();
 
   std::vector<json> sequential;
@@ -53,7 +59,8 @@ TEST(Batching, ParallelRequestsAnswerAsOneByOne) {
     futures.push_back(std::async(std::launch::async, [&server, r] {
       auto c = server.client();
       const auto res = post_json(c, r);
-      return res && res->status == 200 ? json::parse(res->body) : json{{"failed", res ? res->body : "no answer"}};
+      return res && res->status == 200 ? json::parse(res->body)
+                                       : json{{"failed", res ? res->body : "no answer"}};
     }));
   }
   double max_batch_seen = 0;
@@ -94,7 +101,8 @@ json slow_request(int tokens) {
 
 TEST(Batching, FullQueueAnswers503WithRetryAfter) {
   // One decoding, one waiting; each step sleeps, so 20 tokens take about 2 s.
-  ServerProcess server({"--model", perception_model(), "--max-batch", "1", "--max-queue", "1", "--step-delay-ms", "100"});
+  ServerProcess server({"--model", perception_model(), "--max-batch", "1", "--max-queue", "1",
+                        "--step-delay-ms", "100"});
   auto first = std::async(std::launch::async, [&] {
     auto c = server.client();
     return post_json(c, slow_request(20));
@@ -124,7 +132,8 @@ TEST(Batching, FullQueueAnswers503WithRetryAfter) {
 }
 
 TEST(Batching, SlowRequestTimesOutWith504AndLeavesTheBatch) {
-  ServerProcess server({"--model", perception_model(), "--timeout-s", "1", "--step-delay-ms", "100"});
+  ServerProcess server(
+      {"--model", perception_model(), "--timeout-s", "1", "--step-delay-ms", "100"});
   auto c = server.client();
   const auto t0 = std::chrono::steady_clock::now();
   const auto r = post_json(c, slow_request(100));
@@ -147,7 +156,8 @@ void send_and_hang_up(int port, const std::string& body, int after_ms) {
   addr.sin_port = htons(uint16_t(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  std::string req = "POST /v1/predictions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
+  std::string req =
+      "POST /v1/predictions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
   req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
   req += body;
   ASSERT_EQ(send(fd, req.data(), req.size(), MSG_NOSIGNAL), ssize_t(req.size()));
@@ -156,7 +166,8 @@ void send_and_hang_up(int port, const std::string& body, int after_ms) {
 }
 
 TEST(Batching, ClientThatDisconnectsFreesItsSlot) {
-  ServerProcess server({"--model", perception_model(), "--step-delay-ms", "100", "--max-batch", "1"});
+  ServerProcess server(
+      {"--model", perception_model(), "--step-delay-ms", "100", "--max-batch", "1"});
   send_and_hang_up(server.port(), slow_request(200).dump(), 500);
   // Without the cancel this would hold the only batch slot for 20 s.
   const json s = wait_status(server, [](const json& w) { return w["cancelled"] == 1; });

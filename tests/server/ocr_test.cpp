@@ -61,8 +61,9 @@ TEST_F(OcrServer, HealthAndModels) {
 }
 
 TEST_F(OcrServer, PlainOcrAnswersAsTheCli) {
-  const json cli = run_cli("ocr", {"--model", ocr_model(), "--image", ocr_image("text-240x64.png"), "--min-image-size",
-                                   "64", "--max-image-size", "256", "--max-new-tokens", "16"});
+  const json cli = run_cli(
+      "ocr", {"--model", ocr_model(), "--image", ocr_image("text-240x64.png"), "--min-image-size",
+              "64", "--max-image-size", "256", "--max-new-tokens", "16"});
   ASSERT_TRUE(cli.is_object());
   auto c = server_->client();
   const auto r = post_json(c, ocr_request());
@@ -79,7 +80,8 @@ TEST_F(OcrServer, PlainOcrAnswersAsTheCli) {
   EXPECT_EQ(j["image_width"], 240);
   EXPECT_EQ(j["image_height"], 64);
   // The fixture's greedy tokens (the reference's decode).
-  const json want = json::parse(read_file(fixtures_dir() + "/ocr-tiny/cases/ocr-text-png/expected.json"));
+  const json want =
+      json::parse(read_file(fixtures_dir() + "/ocr-tiny/cases/ocr-text-png/expected.json"));
   EXPECT_EQ(j["tokens"], want["tokens"]);
 }
 

@@ -37,21 +37,34 @@ inline std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-inline std::string perception_model() { return fixtures_dir() + "/perception-tiny/model"; }
-inline std::string ocr_model() { return fixtures_dir() + "/ocr-tiny/model"; }
-inline std::string perception_image(const std::string& name) { return fixtures_dir() + "/perception-tiny/images/" + name; }
-inline std::string ocr_image(const std::string& name) { return fixtures_dir() + "/ocr-tiny/images/" + name; }
-inline std::string falcon_binary() { return bin_dir() + "/falcon"; }
+inline std::string perception_model() {
+  return fixtures_dir() + "/perception-tiny/model";
+}
+inline std::string ocr_model() {
+  return fixtures_dir() + "/ocr-tiny/model";
+}
+inline std::string perception_image(const std::string& name) {
+  return fixtures_dir() + "/perception-tiny/images/" + name;
+}
+inline std::string ocr_image(const std::string& name) {
+  return fixtures_dir() + "/ocr-tiny/images/" + name;
+}
+inline std::string falcon_binary() {
+  return bin_dir() + "/falcon";
+}
 
-inline std::string b64_file(const std::string& path) { return server::encode_base64(read_file(path)); }
+inline std::string b64_file(const std::string& path) {
+  return server::encode_base64(read_file(path));
+}
 
 class ServerProcess {
  public:
   // `args` follow `falcon serve`; --port 0 is added, and the port read from its first line.
   explicit ServerProcess(std::vector<std::string> args, bool wait_ready = true) {
     static int counter = 0;
-    log_path_ = std::filesystem::temp_directory_path() /
-                ("falcon_serve_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++) + ".log");
+    log_path_ =
+        std::filesystem::temp_directory_path() / ("falcon_serve_test_" + std::to_string(getpid()) +
+                                                  "_" + std::to_string(counter++) + ".log");
     int out[2];
     if (pipe(out) != 0) throw std::runtime_error("pipe failed");
     std::vector<std::string> argv_s = {falcon_binary(), "serve", "--port", "0"};
@@ -78,7 +91,8 @@ class ServerProcess {
     if (pid_ > 0) {
       const int status = stop();
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-          << "server did not exit cleanly (status " << status << "); log:\n" << log();
+          << "server did not exit cleanly (status " << status << "); log:\n"
+          << log();
     }
     if (out_fd_ >= 0) close(out_fd_);
     std::error_code ec;
@@ -100,7 +114,9 @@ class ServerProcess {
   void wait_ready() {
     auto c = client();
     for (int i = 0; i < 600; ++i) {
-      if (auto r = c.Get("/v1/health"); r && r->status == 200 && json::parse(r->body)["status"] == "ready") return;
+      if (auto r = c.Get("/v1/health");
+          r && r->status == 200 && json::parse(r->body)["status"] == "ready")
+        return;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     ADD_FAILURE() << "server not ready; log:\n" << log();
@@ -176,9 +192,10 @@ inline httplib::Result post_json(httplib::Client& c, const json& body) {
 
 // The fields that may differ between two runs of one request.
 inline json without_run_fields(json j) {
-  for (const char* k : {"id", "created", "inference_time_ms", "queue_ms", "total_time_ms", "tokenize_time_ms",
-                        "prefill_time_ms", "decode_time_ms", "finalize_time_ms", "num_decode_steps",
-                        "avg_decode_batch_size", "timings_ms", "cached_tokens"}) {
+  for (const char* k :
+       {"id", "created", "inference_time_ms", "queue_ms", "total_time_ms", "tokenize_time_ms",
+        "prefill_time_ms", "decode_time_ms", "finalize_time_ms", "num_decode_steps",
+        "avg_decode_batch_size", "timings_ms", "cached_tokens"}) {
     j.erase(k);
   }
   return j;

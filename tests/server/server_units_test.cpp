@@ -35,10 +35,10 @@ TEST(Base64, KnownValuesAndLeniency) {
 
 TEST(Base64, RefusesWhatIsNotBase64) {
   EXPECT_FALSE(decode_base64("TWF!"));
-  EXPECT_FALSE(decode_base64("T"));        // 6 bits cannot end a byte
-  EXPECT_FALSE(decode_base64("TQ=a"));     // data after padding
-  EXPECT_FALSE(decode_base64("TQ==="));    // too much padding
-  EXPECT_FALSE(decode_base64("TWE=="));    // padding that does not complete a quantum
+  EXPECT_FALSE(decode_base64("T"));      // 6 bits cannot end a byte
+  EXPECT_FALSE(decode_base64("TQ=a"));   // data after padding
+  EXPECT_FALSE(decode_base64("TQ==="));  // too much padding
+  EXPECT_FALSE(decode_base64("TWE=="));  // padding that does not complete a quantum
   EXPECT_FALSE(decode_base64("\xff\xfe"));
 }
 
@@ -54,12 +54,18 @@ TEST(Utf8, Validation) {
 
 TEST(Utf8, StreamHoldsBackSplitCharacters) {
   Utf8Stream s;
-  EXPECT_EQ(s.push("a\xe2"), "a");           // the euro sign starts
+  EXPECT_EQ(s.push("a\xe2"), "a");  // the euro sign starts
   EXPECT_EQ(s.push("\x82"), "");
-  EXPECT_EQ(s.push("\xac" "b"), "\xe2\x82\xac" "b");
-  EXPECT_EQ(s.push("\xff" "c"), "\xef\xbf\xbd" "c");  // invalid byte -> U+FFFD
+  EXPECT_EQ(s.push("\xac"
+                   "b"),
+            "\xe2\x82\xac"
+            "b");
+  EXPECT_EQ(s.push("\xff"
+                   "c"),
+            "\xef\xbf\xbd"
+            "c");  // invalid byte -> U+FFFD
   EXPECT_EQ(s.push("\xf0\x9f"), "");
-  EXPECT_EQ(s.flush(), "\xef\xbf\xbd");      // cut short at the end
+  EXPECT_EQ(s.flush(), "\xef\xbf\xbd");  // cut short at the end
 }
 
 TEST(ApiKey, BearerMatching) {
@@ -94,7 +100,8 @@ ModelInfo perception_info() {
   return m;
 }
 
-int status_of_json(const std::string& body, const ModelInfo& m = perception_info(), InputPolicy policy = {}) {
+int status_of_json(const std::string& body, const ModelInfo& m = perception_info(),
+                   InputPolicy policy = {}) {
   try {
     parse_prediction_json(body, m, policy);
     return 200;
@@ -105,8 +112,11 @@ int status_of_json(const std::string& body, const ModelInfo& m = perception_info
 
 TEST(PredictionInput, JsonFieldsBecomeTheEngineRequest) {
   const std::string png = test::read_file(test::perception_image("shapes-200x120.png"));
-  const nlohmann::json body = {{"image", {{"base64", encode_base64(png)}}}, {"query", "dog"},
-                               {"task", "detection"}, {"max_tokens", 12.0}, {"min_image_size", 64},
+  const nlohmann::json body = {{"image", {{"base64", encode_base64(png)}}},
+                               {"query", "dog"},
+                               {"task", "detection"},
+                               {"max_tokens", 12.0},
+                               {"min_image_size", 64},
                                {"max_image_size", 128}};
   const PredictionInput in = parse_prediction_json(body.dump(), perception_info(), {});
   EXPECT_EQ(in.request.task, Task::Detection);
@@ -117,15 +127,16 @@ TEST(PredictionInput, JsonFieldsBecomeTheEngineRequest) {
   EXPECT_EQ(in.request.max_image_size, 128);
   EXPECT_FALSE(in.stream);
   // No task: the model's first (segmentation), as the reference's default.
-  const PredictionInput d = parse_prediction_json(nlohmann::json{{"image", {{"base64", encode_base64(png)}}},
-                                                                 {"query", "dog"}}.dump(),
-                                                  perception_info(), {});
+  const PredictionInput d = parse_prediction_json(
+      nlohmann::json{{"image", {{"base64", encode_base64(png)}}}, {"query", "dog"}}.dump(),
+      perception_info(), {});
   EXPECT_EQ(d.request.task, Task::Segmentation);
   EXPECT_EQ(d.request.sampling.max_new_tokens, 0);  // the engine's default, as the CLI
 }
 
 TEST(PredictionInput, StatusesOfBadBodies) {
-  const std::string img = encode_base64(test::read_file(test::perception_image("shapes-40x30-rgba.png")));
+  const std::string img =
+      encode_base64(test::read_file(test::perception_image("shapes-40x30-rgba.png")));
   auto with = [&](nlohmann::json extra) {
     nlohmann::json b = {{"image", {{"base64", img}}}, {"query", "x"}};
     if (extra.is_object()) b.update(extra);
@@ -145,8 +156,9 @@ TEST(PredictionInput, StatusesOfBadBodies) {
   EXPECT_EQ(status_of_json(with({{"query", ""}})), 400);
   EXPECT_EQ(status_of_json(with({{"image", {{"base64", "@@@@"}}}})), 400);
   EXPECT_EQ(status_of_json(with({{"image", {{"base64", encode_base64("GIF89a......")}}}})), 400);
-  EXPECT_EQ(status_of_json(with({{"image", {{"url", "http://example.com/a.png"}}}})), 400);  // URLs off
-  EXPECT_EQ(status_of_json(with({{"forced_tokens", {"<|coord|>"}}})), 400);                 // off too
+  EXPECT_EQ(status_of_json(with({{"image", {{"url", "http://example.com/a.png"}}}})),
+            400);                                                            // URLs off
+  EXPECT_EQ(status_of_json(with({{"forced_tokens", {"<|coord|>"}}})), 400);  // off too
   EXPECT_EQ(status_of_json("{\"image\": {\"base64\": \"" + img + "\"}, \"query\": \"\xff\"}"), 400);
   ModelInfo det = perception_info();
   det.supported_tasks = {"detection"};
@@ -191,7 +203,8 @@ TEST(PredictionResponse, ReferenceFieldsFromAResult) {
   r.detections.push_back(d);
   d.mask = Mask{120, 200, "PXn0", {}, 12};
   r.detections.push_back(d);
-  ResponseMeta meta{"pred_0123456789ab", "falcon-perception", 1700000000, Task::Segmentation, "q", 25.0};
+  ResponseMeta meta{
+      "pred_0123456789ab", "falcon-perception", 1700000000, Task::Segmentation, "q", 25.0};
   const nlohmann::json j = prediction_response(r, {4, 10}, meta);
   EXPECT_EQ(j["id"], "pred_0123456789ab");
   EXPECT_EQ(j["masks"].size(), 2u);
@@ -201,7 +214,8 @@ TEST(PredictionResponse, ReferenceFieldsFromAResult) {
   EXPECT_EQ(j["masks"][1]["rle"]["counts"], "PXn0");
   EXPECT_EQ(j["masks"][1]["rle"]["size"], nlohmann::json({120, 200}));
   EXPECT_EQ(j["masks"][1]["bbox"], nlohmann::json({1.0, 2.0, 30.0, 40.0}));
-  EXPECT_DOUBLE_EQ(j["inference_time_ms"].get<double>(), 2 + 3 + 4 + 5);  // preprocess+prefill+seg+decode
+  EXPECT_DOUBLE_EQ(j["inference_time_ms"].get<double>(),
+                   2 + 3 + 4 + 5);  // preprocess+prefill+seg+decode
   EXPECT_DOUBLE_EQ(j["queue_ms"].get<double>(), 25.0 - 14);
   EXPECT_DOUBLE_EQ(j["avg_decode_batch_size"].get<double>(), 2.5);
   EXPECT_EQ(j["num_decode_steps"], 4);
