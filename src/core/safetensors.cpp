@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -148,6 +149,13 @@ std::vector<std::string> SafetensorsFile::names() const {
 Tensor SafetensorsFile::view(const std::string& name) const {
   const TensorInfo& i = info(name);
   void* p = const_cast<unsigned char*>(data_block_ + i.begin);
+  // The format does not promise alignment: a tensor at an odd offset is copied into
+  // aligned memory rather than read in place (misaligned loads are undefined behaviour).
+  if (reinterpret_cast<uintptr_t>(p) % row_bytes(i.dtype, 1) != 0) {
+    Tensor t = Tensor::empty(i.shape, i.dtype);
+    std::memcpy(t.raw(), p, i.end - i.begin);
+    return t;
+  }
   return Tensor::wrap(p, i.shape, i.dtype, Device::CPU, mapping_);
 }
 
@@ -157,7 +165,13 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   if (!metadata.empty()) header["__metadata__"] = metadata;
   size_t offset = 0;
   std::vector<Tensor> host;
-  for (const auto& [name, t] : tensors) {
+  // Largest elements first (as the reference library writes): with the 8-byte-aligned data
+  // block, every tensor then starts aligned for its dtype.
+  std::vector<std::pair<std::string, Tensor>> ordered(tensors.begin(), tensors.end());
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+    return row_bytes(a.second.dtype(), 1) > row_bytes(b.second.dtype(), 1);
+  });
+  for (const auto& [name, t] : ordered) {
     if (t.dtype() == DType::Q8 || t.dtype() == DType::Q4) {
       throw InvalidArgument("write_safetensors: '" + name + "' is block-quantized; safetensors has no such dtype");
     }

@@ -1,11 +1,12 @@
 // CPU linear: y[M, N] = x[M, K] . w[N, K]^T (+ bias) (+ y), f32 math throughout.
 //
 // Two paths over the panel layout of packed_weight.h (docs/cpu_matmul.md has the measurements):
-//  - GEMV (few rows, decode): memory-bound. Threads split the panels; each panel is streamed once
-//    and decoded in registers, every group of up to kGemvRows rows reusing it while it is hot.
-//  - GEMM (many rows, prefill): compute-bound. Threads split M (or N when M is small); each
-//    thread packs blocks of x, decodes KC x 32 weight blocks to f32 in L1 (F32 is read in
-//    place), and runs the kGemmRows x 32 FMA kernel.
+//  - GEMV (M <= 16, decode): memory-bound. Threads split the panels; each panel is streamed
+//    once, prefetched ahead and decoded in registers, and every row group (<= 8 rows, <= 4 for
+//    Q8/Q4) takes it from L2. One row runs 4 panels at once to cover the FMA latency.
+//  - GEMM (M > 16, prefill): compute-bound. Threads split M (or N when M is small); each thread
+//    packs x per M tile, takes KC x 32 weight blocks in f32 (F32 in place, others decoded into
+//    an L1 buffer) and runs the 14 x 32 FMA kernel (AVX-512), partial sums in an L2 buffer.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -124,7 +125,7 @@ void gemv_tile(const GemvArgs& g, int64_t r0, int64_t p, const Rows (&proto)[P])
   }
 }
 
-// Full panels [p0, p1), in chunks of 4 so that every row group reuses a chunk while it is in L1.
+// Full panels [p0, p1), in chunks of 4 so that further row groups read a chunk from L2, not DRAM.
 template <class Rows>
 void gemv_panels(const GemvArgs& g, int64_t p0, int64_t p1) {
   constexpr int64_t kChunk = 4;

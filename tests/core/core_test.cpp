@@ -100,3 +100,31 @@ TEST(Tensor, ViewsShareStorage) {
 
 }  // namespace
 }  // namespace falcon
+
+namespace falcon {
+namespace {
+
+TEST(Safetensors, MisalignedTensorIsCopiedAligned) {
+  // An I64 tensor at offset 4 of the data block: legal in the format, misaligned in memory.
+  const std::string header = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                             R"("b":{"dtype":"I64","shape":[2],"data_offsets":[4,20]}})";
+  std::string file(8, '\0');
+  uint64_t n = header.size();
+  std::memcpy(file.data(), &n, 8);
+  file += header;
+  const float a = 1.5f;
+  const int64_t b[2] = {-7, 1LL << 40};
+  file.append(reinterpret_cast<const char*>(&a), 4);
+  file.append(reinterpret_cast<const char*>(b), 16);
+  std::shared_ptr<void> owner(new char[file.size()], [](void* p) { delete[] static_cast<char*>(p); });
+  std::memcpy(owner.get(), file.data(), file.size());
+  const SafetensorsFile f = SafetensorsFile::from_buffer(owner, owner.get(), file.size(), "mem");
+  const Tensor t = f.view("b");
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw()) % 8, 0u);
+  EXPECT_EQ(t.data<int64_t>()[0], -7);
+  EXPECT_EQ(t.data<int64_t>()[1], 1LL << 40);
+  EXPECT_EQ(f.view("a").data<float>()[0], 1.5f);
+}
+
+}  // namespace
+}  // namespace falcon

@@ -125,12 +125,13 @@ void run_case(Device dev, DType dt, const Case& c, uint64_t seed) {
 
 // Shapes that hit every path: one row, GEMV row groups (3, 9, 16), the GEMM path with partial
 // micro-tiles (17, 300), threads splitting M with several M tiles (1500), K over several K blocks,
-// K not a multiple of the vector width, a partial panel (N = 33, 100) and N = 1.
+// K not a multiple of the vector width, a partial panel (N = 33, 100), N = 1, a large weight.
 TEST_P(LinearTest, FloatWeightsMatchScalarReference) {
   const Case cases[] = {
       {1, 1, 1, false, false},      {1, 33, 37, true, false},     {3, 64, 200, false, true},
       {9, 100, 19, true, true},     {16, 64, 64, true, false},    {17, 33, 37, true, true},
       {300, 70, 130, true, false},  {300, 1, 600, false, true},   {1500, 40, 300, true, true},
+      {40, 600, 1024, true, false},  // an F32 weight over 2 MiB: huge-page storage on the CPU
   };
   uint64_t seed = 10;
   for (const DType dt : {DType::F32, DType::BF16, DType::F16}) {
