@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 
 namespace falcon::bench {
 
@@ -23,10 +25,14 @@ struct FreeDeleter {
 };
 using AlignedBuffer = std::unique_ptr<char, FreeDeleter>;
 
-// 2 MiB-aligned so the kernel can back it with huge pages where THP is on.
+// 2 MiB-aligned with huge pages asked for, as ops::prepare_linear_weight stores weights.
 inline AlignedBuffer aligned_buffer(size_t bytes) {
   const size_t align = size_t(2) << 20;
-  return AlignedBuffer(static_cast<char*>(std::aligned_alloc(align, (bytes + align - 1) / align * align)));
+  const size_t size = (bytes + align - 1) / align * align;
+  auto* p = static_cast<char*>(std::aligned_alloc(align, size));
+  if (!p) throw std::bad_alloc();
+  madvise(p, size, MADV_HUGEPAGE);
+  return AlignedBuffer(p);
 }
 
 inline constexpr size_t kPrefetchAhead = 2048;
@@ -71,17 +77,18 @@ inline float read_sum(const char* p, size_t bytes) {
 }
 
 // Read bandwidth in bytes/s over a buffer of `bytes`, `threads` threads each reading its own
-// contiguous share (as the GEMV partitions N) as `streams` equal parts read side by side, 4 KiB
-// of each in turn (a GEMV reads a few weight panels at once; one stream per core leaves
-// bandwidth unused on some machines). Best of `reps` passes after one warm-up pass that also
-// faults the pages in. A buffer much larger than the last-level cache measures DRAM.
-inline double read_bandwidth(size_t bytes, int threads, int reps, int streams = 1) {
-  constexpr size_t kPiece = 4096;
-  bytes = bytes / (kPiece * size_t(threads) * size_t(streams)) * (kPiece * size_t(threads) * size_t(streams));
+// contiguous share (as the GEMV partitions N) as `streams` equal parts read side by side,
+// `piece` bytes of each in turn (a GEMV reads a few weight panels at once, a 64- or 128-byte
+// row of each in turn; one stream per core leaves bandwidth unused on some machines). Best of
+// `reps` passes after one warm-up pass that also faults the pages in (2 MiB-aligned, huge pages
+// asked for, like prepared weights). A buffer much larger than the LLC measures DRAM.
+inline double read_bandwidth(size_t bytes, int threads, int reps, int streams = 1, size_t piece = 4096) {
+  const size_t unit = 4096 * size_t(threads) * size_t(streams);
+  bytes = bytes / unit * unit;
   AlignedBuffer buf = aligned_buffer(bytes);
   char* p = buf.get();
 #pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t i = 0; i < int64_t(bytes / kPiece); ++i) std::memset(p + size_t(i) * kPiece, 1, kPiece);
+  for (int64_t i = 0; i < int64_t(bytes / 4096); ++i) std::memset(p + size_t(i) * 4096, 1, 4096);
   double best = 0;
   volatile float sink = 0;
   for (int r = 0; r <= reps; ++r) {
@@ -92,8 +99,8 @@ inline double read_bandwidth(size_t bytes, int threads, int reps, int streams = 
       const size_t share = bytes / size_t(omp_get_num_threads());
       const char* base = p + share * size_t(omp_get_thread_num());
       const size_t part = share / size_t(streams);
-      for (size_t off = 0; off < part; off += kPiece)
-        for (int s = 0; s < streams; ++s) total += read_sum(base + size_t(s) * part + off, kPiece);
+      for (size_t off = 0; off < part; off += piece)
+        for (int s = 0; s < streams; ++s) total += read_sum(base + size_t(s) * part + off, piece);
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     sink = sink + total;
@@ -102,10 +109,12 @@ inline double read_bandwidth(size_t bytes, int threads, int reps, int streams = 
   return best;
 }
 
-// The best of 1, 2, 4 and 8 streams per thread: the bandwidth a reader can get.
+// The best over 1, 2, 4 or 8 streams per thread and 256 B or 4 KiB pieces: the bandwidth a
+// reader can get, the floor's denominator.
 inline double best_read_bandwidth(size_t bytes, int threads, int reps) {
   double best = 0;
-  for (int s : {1, 2, 4, 8}) best = std::max(best, read_bandwidth(bytes, threads, reps, s));
+  for (int s : {1, 2, 4, 8})
+    for (size_t piece : {size_t(256), size_t(4096)}) best = std::max(best, read_bandwidth(bytes, threads, reps, s, piece));
   return best;
 }
 
