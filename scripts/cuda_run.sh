@@ -5,9 +5,12 @@
 #   2. `falcon detect|segment|ocr --device cuda --dump` on every fixture case, compared with
 #      tests/tools/compare_dump.py: fp32 (--dtype f32, must PASS) and bf16 (default; reported);
 #   3. random full-size models made on the device (`falcon make-model`, into $TMPDIR) and
-#      `falcon bench --device cuda` on each PERF.md workload; table beside the reference.
+#      `falcon bench --device cuda` on each PERF.md workload; table beside the reference;
+#   4. the server load test (scripts/load_test.sh, `falcon serve --device cuda`);
+#   5. per-op time splits of the main workloads (FALCON_OP_PROFILE=1, src/ops/op_profile.h).
 # Logs go to $OUT when set (the device runner's output folder), else ./cuda-logs.
-# usage: scripts/cuda_run.sh [BIN_DIR (default build-cuda/bin)] ; SKIP_TESTS=1 / SKIP_BENCH=1
+# usage: scripts/cuda_run.sh [BIN_DIR (default build-cuda/bin)] ; SKIP_TESTS=1 / SKIP_BENCH=1 /
+#        SKIP_LOAD=1 / SKIP_PROFILE=1
 #        scripts/cuda_run.sh --pack   (here, before a run: strips falcon, engine_tests and
 #        ops_tests into build-cuda/pack/bins.tar.xz (~10 MB; the three binaries are ~75 MB, over
 #        the 64 MiB carry limit) with the shared libraries the GPU host lacks (libjpeg, libpng,
@@ -19,8 +22,10 @@ if [ "${1:-}" = "--pack" ]; then
   rm -rf build-cuda/pack build-cuda/strip && mkdir -p build-cuda/pack/lib build-cuda/strip
   for b in falcon engine_tests ops_tests; do strip -o build-cuda/strip/$b build-cuda/bin/$b; done
   tar -C build-cuda/strip -cJf build-cuda/pack/bins.tar.xz falcon engine_tests ops_tests
-  for l in libjpeg.so.62 libonig.so.5 libpng16.so.16 libutf8proc.so.2 libwebp.so.7; do
-    p=$(ldd build-cuda/bin/falcon build-cuda/bin/engine_tests | awk -v l=$l '$1 == l {print $3; exit}')
+  # wrk (and its LuaJIT) for the load test: the GPU host has no wrk.
+  command -v wrk > /dev/null && cp "$(command -v wrk)" build-cuda/pack/
+  for l in libjpeg.so.62 libonig.so.5 libpng16.so.16 libutf8proc.so.2 libwebp.so.7 libluajit-5.1.so.2; do
+    p=$(ldd build-cuda/bin/falcon build-cuda/bin/engine_tests $(command -v wrk) | awk -v l=$l '$1 == l {print $3; exit}')
     [ -n "$p" ] && cp -L "$p" build-cuda/pack/lib/
   done
   du -sh build-cuda/pack
@@ -31,6 +36,7 @@ if [ ! -x "$BIN/falcon" ] && [ -f build-cuda/pack/bins.tar.xz ]; then
   mkdir -p "$BIN" && tar -C "$BIN" -xJf build-cuda/pack/bins.tar.xz
 fi
 [ -d build-cuda/pack/lib ] && export LD_LIBRARY_PATH="$PWD/build-cuda/pack/lib:${LD_LIBRARY_PATH:-}"
+[ -x build-cuda/pack/wrk ] && ! command -v wrk > /dev/null && export PATH="$PWD/build-cuda/pack:$PATH"
 LOG=${OUT:-./cuda-logs}
 TMP=${TMPDIR:-/tmp}/falcon-cuda-run
 mkdir -p "$LOG" "$TMP"
@@ -50,10 +56,10 @@ if [ -z "${SKIP_TESTS:-}" ]; then
     [ $rc -eq 0 ] || status=1
   fi
   if [ -x "$BIN/engine_tests" ]; then
-    # The segmentation stage on the GPU (opt-in until this passes): seg fixture cases, fp32.
-    FALCON_CUDA_SEGMENTATION=1 FALCON_TEST_DEVICE=cuda timeout 120 "$BIN/engine_tests" --gtest_brief=1 \
-      --gtest_filter='*seg*:*greedy*' > "$LOG/engine_tests_cuda_gpuseg.log" 2>&1; rc=$?
-    note "engine_tests (cuda, fp32, FALCON_CUDA_SEGMENTATION=1) rc=$rc $(grep -E '^\[  (PASSED|FAILED)' "$LOG/engine_tests_cuda_gpuseg.log" | tr '\n' ' ')"
+    # The segmentation stage on the CPU under a CUDA engine (the FALCON_CUDA_SEGMENTATION=0 fallback).
+    FALCON_CUDA_SEGMENTATION=0 FALCON_TEST_DEVICE=cuda timeout 120 "$BIN/engine_tests" --gtest_brief=1 \
+      --gtest_filter='*seg*:*greedy*' > "$LOG/engine_tests_cuda_cpuseg.log" 2>&1; rc=$?
+    note "engine_tests (cuda, fp32, FALCON_CUDA_SEGMENTATION=0) rc=$rc $(grep -E '^\[  (PASSED|FAILED)' "$LOG/engine_tests_cuda_cpuseg.log" | tr '\n' ' ')"
   fi
   # Fixture cases through the CLI, fp32 and bf16.
   python3 - "$BIN/falcon" "$LOG" "$TMP" <<'PY' || status=1
@@ -98,7 +104,7 @@ if [ -z "${SKIP_BENCH:-}" ]; then
     [ -f "$TMP/$v/model.safetensors" ] || "$BIN/falcon" make-model --variant $v --out "$TMP/$v" --tokenizer-from $TOK --dtype bf16 --quiet > "$LOG/make-model-$v.log" 2>&1 || { note "make-model $v failed"; status=1; }
   done
   # name | model | args | reference wall ms | reference prefill | reference ms/token | reference img/s
-  bench() {  # name variant ref_wall ref_prefill ref_tok ref_ips args... (env: FALCON_CUDA_SEGMENTATION)
+  bench() {  # name variant ref_wall ref_prefill ref_tok ref_ips args... 
     local name=$1 v=$2; shift 2; local rw=$1 rp=$2 rt=$3 ri=$4; shift 4
     timeout ${BENCH_TIMEOUT:-150} "$BIN/falcon" bench --model "$TMP/$v" --device cuda --quiet --json "$LOG/bench-$name.json" "$@" > "$LOG/bench-$name.log" 2>&1
     local rc=$?
@@ -106,8 +112,7 @@ if [ -z "${SKIP_BENCH:-}" ]; then
     note "bench $name rc=$rc $(tail -1 "$LOG/bench-$name.log")"
   }
   : > "$LOG/bench-index.txt"
-  bench seg-1024x768     perception 281 48 1.29 0   --task segmentation --image-size 1024x768 --new-tokens 32 --runs ${SEG_RUNS:-3}
-  FALCON_CUDA_SEGMENTATION=1 bench seg-1024x768-gpuseg perception 281 48 1.29 0 --task segmentation --image-size 1024x768 --new-tokens 32 --runs 3
+  bench seg-1024x768     perception 281 48 1.29 0   --task segmentation --image-size 1024x768 --new-tokens 32 --runs 3
   bench det-1024x768     perception 266 43 1.29 0   --task detection --image-size 1024x768 --new-tokens 32
   bench det-640x480      perception 588 42 1.20 0   --task detection --image-size 640x480 --new-tokens 128
   bench det-64x640x480   perception 2420 0 0 26.4   --task detection --image-size 640x480 --new-tokens 64 --batch 64 --runs 1
@@ -136,14 +141,30 @@ for line in open(f"{log}/bench-index.txt"):
         print(f"| {name} | {wall:.1f} ({rw}{seg}) | {float(rw)/wall:.2f}x | {j['prefill_ms']:.1f} ({rp}) | {j['decode_ms_per_token']:.3f} ({rt}) | | {fr} |")
 PY
 fi
-if [ -n "${PROFILE:-}" ] && command -v nsys > /dev/null; then
-  # Kernel time split of one segmentation request and of the 640x480 detection decode.
-  for w in "seg --task segmentation --image-size 1024x768 --new-tokens 32" "det --task detection --image-size 640x480 --new-tokens 128"; do
-    set -- $w; name=$1; shift
-    timeout 180 nsys profile -o "$TMP/prof-$name" --force-overwrite true -t cuda --stats=false \
-      "$BIN/falcon" bench --model "$TMP/perception" --device cuda --quiet --runs 1 "$@" > "$LOG/nsys-$name.log" 2>&1
-    timeout 120 nsys stats -r cuda_gpu_kern_sum -f csv "$TMP/prof-$name.nsys-rep" 2>/dev/null | head -40 > "$LOG/nsys-$name-kernels.csv"
+if [ -z "${SKIP_LOAD:-}" ] && [ -f "$TMP/perception/model.safetensors" ]; then
+  # Server load test on the GPU (docs/server.md): full-size random perception model, BF16,
+  # a 640x480 random-pixel image, image cache off so every request runs its whole prefill.
+  python3 -c 'import numpy as np, PIL.Image as I, sys; I.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(sys.argv[1])' "$TMP/load.png"
+  for spec in "detection 32 1 64" "detection 32 16 256" "detection 32 64 512" "segmentation 16 4 16"; do
+    set -- $spec
+    timeout 300 scripts/load_test.sh --model "$TMP/perception" --falcon "$BIN/falcon" --image "$TMP/load.png" \
+      --task $1 --max-tokens $2 --concurrency $3 --requests $4 --min-size 256 --max-size 1024 \
+      -- --device cuda --image-cache 0 --max-batch 64 > "$LOG/load-$1-c$3.log" 2>&1
+    note "load $1 max_tokens=$2 concurrency=$3 requests=$4 rc=$? $(grep -E '^concurrency|^server|^one' "$LOG/load-$1-c$3.log" | tr '\n' ' ')"
   done
+fi
+if [ -z "${SKIP_PROFILE:-}" ] && [ -f "$TMP/perception/model.safetensors" ]; then
+  # Where the time goes: per-op totals (FALCON_OP_PROFILE, synchronised per op, graphs off).
+  prof() {  # name variant args...
+    local name=$1 v=$2; shift 2
+    FALCON_OP_PROFILE=1 FALCON_CUDA_GRAPHS=0 timeout 150 "$BIN/falcon" bench --model "$TMP/$v" --device cuda --quiet \
+      --runs 1 "$@" > "$LOG/prof-$name.log" 2>&1
+    note "profile $name rc=$? $(grep -E '^total' "$LOG/prof-$name.log")"
+  }
+  prof seg-1024x768 perception --task segmentation --image-size 1024x768 --new-tokens 32
+  prof det-640x480 perception --task detection --image-size 640x480 --new-tokens 128
+  prof det-64x640x480 perception --task detection --image-size 640x480 --new-tokens 64 --batch 64
+  prof ocr-1024x768 ocr --task ocr --image-size 1024x768 --new-tokens 32
 fi
 note "status=$status"
 exit $status

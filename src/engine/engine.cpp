@@ -137,10 +137,10 @@ EngineImpl::EngineImpl(const EngineOptions& options) : options_(options) {
   }
   if (config_.do_segmentation) {
     progress("segmentation", 0.9);
-    // The upsampler runs in f32 on the CPU; FALCON_CUDA_SEGMENTATION=1 runs it on the GPU
-    // (kernels written, not yet verified on a device: see docs/cuda.md).
+    // The upsampler runs in f32 on the engine's device; FALCON_CUDA_SEGMENTATION=0 keeps it
+    // on the CPU under a CUDA engine (a fallback for debugging: 20x slower, docs/cuda.md).
     const char* e = std::getenv("FALCON_CUDA_SEGMENTATION");
-    seg_device_ = device_ == Device::CUDA && e && std::string(e) == "1" ? Device::CUDA : Device::CPU;
+    seg_device_ = device_ == Device::CUDA && !(e && std::string(e) == "0") ? Device::CUDA : Device::CPU;
     segmentation_ = load_segmentation_weights(config_, *weights_file_, seg_device_,
                                               device_ == Device::CPU ? linear_dtype : DType::F32);
   }

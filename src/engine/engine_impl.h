@@ -65,7 +65,7 @@ class EngineImpl final : public Engine {
   std::unique_ptr<FalconPerceptionModel> model_;
   std::optional<SegmentationWeights> segmentation_;  // models with do_segmentation
   Device device_ = Device::CPU;
-  // Where conv_segm + AnyUp + masks run: the CPU (FALCON_CUDA_SEGMENTATION=1: the GPU).
+  // Where conv_segm + AnyUp + masks run: the engine's device (FALCON_CUDA_SEGMENTATION=0: the CPU).
   Device seg_device_ = Device::CPU;
   ModelInfo info_;
 

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "ops/op_profile.h"
 
 namespace falcon::ops {
 
@@ -47,9 +48,14 @@ inline void check_rank(const char* op, const char* name, const Tensor& t, int ra
 
 }  // namespace falcon::ops
 
-// Calls the CUDA entry point when the backend is built; otherwise reports it missing.
+// Calls the CUDA entry point when the backend is built (timed under FALCON_OP_PROFILE, keyed
+// by the dispatching function's name); otherwise reports it missing.
 #ifdef FALCON_HAS_CUDA
-#define FALCON_CUDA_DISPATCH(call) call
+#define FALCON_CUDA_DISPATCH(call)                          \
+  {                                                         \
+    const ::falcon::ops::OpProfileScope falcon_op_profile_(__func__); \
+    call;                                                   \
+  }
 #else
 #define FALCON_CUDA_DISPATCH(call) \
   throw ::falcon::Unsupported("this build has no CUDA backend (configure with -DFALCON_CUDA=ON)")
