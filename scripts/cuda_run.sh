@@ -163,6 +163,9 @@ if [ -z "${SKIP_PROFILE:-}" ] && [ -f "$TMP/perception/model.safetensors" ]; the
   }
   prof seg-1024x768 perception --task segmentation --image-size 1024x768 --new-tokens 32
   prof det-640x480 perception --task detection --image-size 640x480 --new-tokens 128
+  # With graphs on: only the host phases of each step are timed (the captured ops are not).
+  FALCON_OP_PROFILE=1 timeout 150 "$BIN/falcon" bench --model "$TMP/perception" --device cuda --quiet --runs 1 \
+    --task detection --image-size 640x480 --new-tokens 128 > "$LOG/prof-det-640x480-graphs.log" 2>&1
   prof det-64x640x480 perception --task detection --image-size 640x480 --new-tokens 64 --batch 64
   prof ocr-1024x768 ocr --task ocr --image-size 1024x768 --new-tokens 32
 fi

@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -14,6 +15,7 @@
 #include "model/prompt.h"
 #include "text/stream_decoder.h"
 #include "ops/convert.h"
+#include "ops/op_profile.h"
 
 namespace falcon {
 
@@ -262,7 +264,7 @@ void EngineImpl::remember_prefix(ImagePrefix entry) {
   while (int(image_cache_.size()) > options_.image_cache_entries) image_cache_.pop_back();
 }
 
-void EngineImpl::start(Sequence& s) {
+void EngineImpl::prepare(Sequence& s) const {
   const Request& r = s.request;
   s.started = Clock::now();
   s.result.timings.queue_ms = std::chrono::duration<double, std::milli>(s.started - s.submitted).count();
@@ -271,7 +273,8 @@ void EngineImpl::start(Sequence& s) {
   const int max_size = r.max_image_size ? r.max_image_size : 1024;
   s.dumping = !r.dump_path.empty();
   const bool caching = options_.image_cache_entries > 0;
-  const std::string key = caching ? image_key(r.image_bytes, min_size, max_size) : std::string();
+  s.image_key = caching ? image_key(r.image_bytes, min_size, max_size) : std::string();
+  const std::string& key = s.image_key;
 
   // Image: decode, Pillow-exact resize, normalise (or the cached result for this image).
   const ImagePrefix* cached = nullptr;
@@ -310,6 +313,15 @@ void EngineImpl::start(Sequence& s) {
   s.result.input_tokens = int(S);
   s.rng.seed(r.sampling.seed);
   s.result.timings.preprocess_ms = ms_since(s.started);
+}
+
+void EngineImpl::start(Sequence& s) {
+  const Request& r = s.request;
+  const int max_size = r.max_image_size ? r.max_image_size : 1024;
+  const bool caching = options_.image_cache_entries > 0;
+  const std::string& key = s.image_key;
+  const int64_t S = s.prompt.ids.dim(0);
+  const int max_new = s.max_new_tokens;
 
   // Prefill: the image block comes from the cache when this image was seen (not when
   // dumping, which reports the hidden states of the whole prompt).
@@ -546,20 +558,42 @@ void EngineImpl::write_dump(Sequence& s) {
 }
 
 bool EngineImpl::step() {
-  // Admit queued requests: each is prefilled alone, then joins the decode batch.
-  while (!waiting_.empty() && int(active_.size()) < std::max(1, options_.max_batch)) {
-    std::unique_ptr<Sequence> s = std::move(waiting_.front());
+  // Admit queued requests: their images are decoded and their prompts built in parallel on
+  // the CPU (the device would idle through that work one request at a time); each is then
+  // prefilled alone and joins the decode batch.
+  std::vector<std::unique_ptr<Sequence>> admitted;
+  while (!waiting_.empty() && int(active_.size() + admitted.size()) < std::max(1, options_.max_batch)) {
+    admitted.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
+  }
+  std::vector<std::exception_ptr> errors(admitted.size());
+  std::optional<ops::OpProfileScope> admit;
+  if (!admitted.empty()) admit.emplace("engine step: decode images, build prompts (host)", false);
+  parallel_for(int64_t(admitted.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      try {
+        prepare(*admitted[size_t(i)]);
+      } catch (...) {
+        errors[size_t(i)] = std::current_exception();
+      }
+    }
+  });
+  if (!admitted.empty()) admit.emplace("engine step: prefill and start (host)", false);
+  for (size_t i = 0; i < admitted.size(); ++i) {
+    std::unique_ptr<Sequence>& s = admitted[i];
     try {
+      if (errors[i]) std::rethrow_exception(errors[i]);
       start(*s);
       active_.push_back(std::move(s));
     } catch (...) {
       if (s->done) s->done(s->id, nullptr, std::current_exception());
     }
   }
+  admit.reset();
   if (active_.empty()) return false;
 
   // Choose each sequence's next token; finished ones leave the batch.
+  std::optional<ops::OpProfileScope> phase(std::in_place, "engine step: choose tokens (host)", false);
   std::vector<DecodeRow> rows;
   std::vector<Sequence*> batch;
   const auto t_decode = Clock::now();
@@ -585,6 +619,7 @@ bool EngineImpl::step() {
   }
   if (rows.empty()) return !waiting_.empty();
 
+  phase.reset();
   Tensor hidden, logits;
   std::vector<int32_t> argmax;
   try {
@@ -620,6 +655,7 @@ bool EngineImpl::step() {
     return !active_.empty() || !waiting_.empty();
   }
   const double step_ms = ms_since(t_decode);
+  phase.emplace("engine step: record (host)", false);
   for (size_t b = 0; b < batch.size(); ++b) {
     Sequence& s = *batch[b];
     s.result.timings.decode_ms += step_ms;

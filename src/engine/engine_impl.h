@@ -44,7 +44,8 @@ class EngineImpl final : public Engine {
 
  private:
   void validate(const Request& r) const;
-  void start(Sequence& s);                // preprocess, prompt, prefill, segmentation features
+  void prepare(Sequence& s) const;        // image decode and preprocessing, prompt (CPU; thread-safe)
+  void start(Sequence& s);                // prefill, segmentation features (after prepare)
   // Picks the sequence's next token and fills `row` to feed it; false when it has finished.
   bool choose_next(Sequence& s, DecodeRow& row);
   void record_step(Sequence& s, const Tensor& hidden_row, const Tensor& logits_row);

@@ -33,6 +33,7 @@ struct Sequence {
 
   // Prompt and cache.
   PromptTensors prompt;
+  std::string image_key;  // the image cache's key (empty when the cache is off)
   Tensor pixels;  // [H, W, 3] preprocessed image (dump, segmentation)
   int image_width = 0, image_height = 0;
   KvCache cache;  // contiguous cache: the prefill's (paged mode), or the whole sequence's

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "core/error.h"
@@ -21,6 +22,7 @@
 #include "ops/paged_attention.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
+#include "ops/op_profile.h"
 #include "ops/qk_norm_rope.h"
 #include "ops/rms_norm.h"
 
@@ -52,6 +54,15 @@ struct DecodeGraph {
 
 FalconPerceptionModel::~FalconPerceptionModel() = default;
 
+// The blocks' input transforms as linear() prologues (fused into the product where a kernel
+// can; otherwise materialised in `scratch`).
+ops::LinearPrologue FalconPerceptionModel::norm_first(Tensor& scratch) const {
+  return {ops::LinearPrologue::Kind::RmsNorm, block_norm_eps_, &scratch};
+}
+ops::LinearPrologue FalconPerceptionModel::gate_first(Tensor& scratch) const {
+  return {ops::LinearPrologue::Kind::SquaredReluGate, 0.f, &scratch};
+}
+
 KvPool FalconPerceptionModel::new_pool(int64_t tokens) const {
   const int block = 16;
   return KvPool(config_.n_layers, std::max<int64_t>(1, (tokens + block - 1) / block), block, config_.n_heads,
@@ -75,16 +86,15 @@ void FalconPerceptionModel::run_decode_layers(DecodeGraph& g, KvPool& pool) cons
   const ModelConfig& c = config_;
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = weights_.layers[size_t(l)];
-    ops::rms_norm(g.x, nullptr, block_norm_eps_, g.n);
-    ops::linear(g.n, w.wqkv, nullptr, g.qkv);  // (B, (H + 2K) hd)
+    // x += wo . attn(rope(norm(q)), rope(norm(k)), v); the rms_norm runs inside wqkv's product
+    ops::linear(g.x, w.wqkv, nullptr, g.qkv, false, norm_first(g.n));  // (B, (H + 2K) hd)
     ops::qk_norm_rope(g.qkv, g.pos_t, g.pos_hw, weights_.golden, c.rope_theta, block_norm_eps_, g.q, g.k, g.v);
     ops::paged_kv_write(g.k, g.v, g.slots, pool.keys(l), pool.values(l));
     ops::paged_attention(g.q, pool.keys(l), pool.values(l), g.table, g.seq_lens, w.sinks, g.o);
     ops::linear(g.o.reshape({g.B, c.n_heads * c.head_dim}), w.wo, nullptr, g.x, /*accumulate=*/true);
-    ops::rms_norm(g.x, nullptr, block_norm_eps_, g.n);
-    ops::linear(g.n, w.w13, nullptr, g.a);
-    ops::squared_relu_gate(g.a, g.g);
-    ops::linear(g.g, w.w2, nullptr, g.x, /*accumulate=*/true);
+    // x += w2 . (relu(gate)^2 * up), gate and up from w13 . norm(x)
+    ops::linear(g.x, w.w13, nullptr, g.a, false, norm_first(g.n));  // (B, 2F)
+    ops::linear(g.a, w.w2, nullptr, g.x, /*accumulate=*/true, gate_first(g.g));
   }
   ops::rms_norm(g.x, &weights_.norm, c.norm_eps, g.hidden);
   ops::linear(g.hidden, weights_.output, nullptr, g.logits);
@@ -142,6 +152,7 @@ void FalconPerceptionModel::decode_paged(const std::vector<PagedRow>& rows, KvPo
   DecodeGraph& g = *slot;
 
   // Inputs: ids, positions, this step's slot, lengths after the step, block tables.
+  std::optional<ops::OpProfileScope> phase(std::in_place, "decode_step: inputs (host)", false);
   int32_t* in = g.host_in.data();
   std::fill(in, in + 4 * B, 0);
   std::fill(in + 2 * B, in + 3 * B, -1);
@@ -166,6 +177,7 @@ void FalconPerceptionModel::decode_paged(const std::vector<PagedRow>& rows, KvPo
     return !(e && std::string(e) == "0");
   }();
   const bool replay = cuda && use_graphs_ && graphs_env && ops::cuda::graphs_available() && g.runs > 0;
+  phase.emplace("decode_step: embedding, coord/size rows (host)", false);
   // Embeddings; coord/size tokens carry their encoded value instead (written between the
   // embedding and the layers, outside the graph).
   auto embed = [&] { ops::embedding(weights_.tok_embeddings, g.ids, g.x); };
@@ -188,6 +200,7 @@ void FalconPerceptionModel::decode_paged(const std::vector<PagedRow>& rows, KvPo
     if (r.coord_xy) xb.copy_from(encode_coord(*r.coord_xy));
     if (r.size_hw) xb.copy_from(encode_size(*r.size_hw));
   }
+  phase.emplace("decode_step: layers (host: launch or eager ops)", false);
   if (replay && use_graphs_ && !g.layers_graph.ready()) {
     try {
       g.layers_graph.capture([&] { run_decode_layers(g, pool); });
@@ -202,11 +215,13 @@ void FalconPerceptionModel::decode_paged(const std::vector<PagedRow>& rows, KvPo
   }
   ++g.runs;
 
+  phase.emplace("decode_step: wait for the argmax (host)", false);
   if (cuda) {
     ops::cuda::download(g.host_argmax.data(), g.argmax.raw(), size_t(B) * sizeof(int32_t));
   } else {
     std::memcpy(g.host_argmax.data(), g.argmax.raw(), size_t(B) * sizeof(int32_t));
   }
+  phase.reset();
   out.hidden = g.hidden.rows(0, n_rows);
   out.logits = g.logits.rows(0, n_rows);
   out.argmax.assign(g.host_argmax.begin(), g.host_argmax.begin() + n_rows);
@@ -263,18 +278,15 @@ PrefillResult FalconPerceptionModel::prefill(const PromptTensors& p, int64_t sta
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = weights_.layers[size_t(l)];
     // Attention: x += wo . attn(rope(norm(q)), rope(norm(k)), v)
-    ops::rms_norm(x, nullptr, block_norm_eps_, n);
-    ops::linear(n, w.wqkv, nullptr, qkv);  // (S, (H + 2K) hd)
+    ops::linear(x, w.wqkv, nullptr, qkv, false, norm_first(n));  // (S, (H + 2K) hd)
     Tensor k_new = cache.keys(l).rows(start, total);    // (S, H, hd) in the cache
     Tensor v_new = cache.values(l).rows(start, total);  // (S, K, hd) in the cache
     ops::qk_norm_rope(qkv, pos_t, pos_hw, weights_.golden, c.rope_theta, block_norm_eps_, q, k_new, v_new);
     ops::attention(q, cache.keys(l).rows(0, total), cache.values(l).rows(0, total), w.sinks, mask, o);
     ops::linear(o.reshape({S, H * hd}), w.wo, nullptr, x, /*accumulate=*/true);
     // FFN: x += w2 . (relu(gate)^2 * up)
-    ops::rms_norm(x, nullptr, block_norm_eps_, n);
-    ops::linear(n, w.w13, nullptr, a);  // (S, 2F)
-    ops::squared_relu_gate(a, g);       // (S, F)
-    ops::linear(g, w.w2, nullptr, x, /*accumulate=*/true);
+    ops::linear(x, w.w13, nullptr, a, false, norm_first(n));          // (S, 2F)
+    ops::linear(a, w.w2, nullptr, x, /*accumulate=*/true, gate_first(g));  // g: (S, F)
   }
   cache.set_length(total);
 
@@ -321,8 +333,7 @@ void FalconPerceptionModel::decode(const std::vector<DecodeRow>& rows, Tensor& h
   Tensor g = act({B, F});
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = weights_.layers[size_t(l)];
-    ops::rms_norm(x, nullptr, block_norm_eps_, n);
-    ops::linear(n, w.wqkv, nullptr, qkv);  // (B, (H + 2K) hd)
+    ops::linear(x, w.wqkv, nullptr, qkv, false, norm_first(n));  // (B, (H + 2K) hd)
     for (int64_t b = 0; b < B; ++b) {
       const DecodeRow& r = rows[size_t(b)];
       const int64_t T = r.cache->length();  // tokens before this step
@@ -336,10 +347,8 @@ void FalconPerceptionModel::decode(const std::vector<DecodeRow>& rows, Tensor& h
                      ops::AttentionMask{T, r.image_begin, r.image_end}, ob);
     }
     ops::linear(o.reshape({B, H * hd}), w.wo, nullptr, x, /*accumulate=*/true);
-    ops::rms_norm(x, nullptr, block_norm_eps_, n);
-    ops::linear(n, w.w13, nullptr, a);
-    ops::squared_relu_gate(a, g);
-    ops::linear(g, w.w2, nullptr, x, /*accumulate=*/true);
+    ops::linear(x, w.w13, nullptr, a, false, norm_first(n));  // (B, 2F)
+    ops::linear(a, w.w2, nullptr, x, /*accumulate=*/true, gate_first(g));
   }
   for (const DecodeRow& r : rows) r.cache->set_length(r.cache->length() + 1);
 

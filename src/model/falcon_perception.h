@@ -12,6 +12,7 @@
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/weights.h"
+#include "ops/linear.h"
 
 namespace falcon {
 
@@ -103,6 +104,8 @@ class FalconPerceptionModel {
   Tensor fourier_encode(const BoxHeadWeights& head, std::array<float, 2> v) const;
   Tensor to_device_activation(const Tensor& host_f32) const;
   Tensor act(const Shape& shape) const { return Tensor::empty(shape, act_, device_); }
+  ops::LinearPrologue norm_first(Tensor& scratch) const;
+  ops::LinearPrologue gate_first(Tensor& scratch) const;
 
   void run_decode_layers(DecodeGraph& g, KvPool& pool) const;
 

@@ -1,6 +1,8 @@
 #include "ops/linear.h"
 
+#include "ops/activation.h"
 #include "ops/dispatch.h"
+#include "ops/rms_norm.h"
 
 namespace falcon::ops {
 
@@ -23,6 +25,41 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, boo
   } else {
     FALCON_CUDA_DISPATCH(cuda::linear(x, w, bias, y, accumulate));
   }
+}
+
+void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate,
+            const LinearPrologue& prologue) {
+  check_rank("linear", "x", x, 2);
+  check_rank("linear", "w", w, 2);
+  const int64_t M = x.dim(0), K = w.dim(1);
+  const bool gate = prologue.kind == LinearPrologue::Kind::SquaredReluGate;
+  if (x.dim(1) != (gate ? 2 * K : K)) {
+    throw InvalidArgument("linear: x " + x.describe() + " does not match weight " + w.describe() +
+                          (gate ? " after the squared-ReLU gate" : ""));
+  }
+  if (!prologue.scratch) throw InvalidArgument("linear: the prologue needs a scratch tensor");
+  Tensor& t = *prologue.scratch;
+  const Device d = common_device("linear", {&x, &w, &y, &t});
+  check_shape("linear", "scratch", t, {M, K});
+  check_dtype("linear", "scratch", t, x.dtype());
+  check_shape("linear", "y", y, {M, w.dim(0)});
+  if (y.dtype() != x.dtype()) throw InvalidArgument("linear: y must have x's dtype");
+  if (bias) {
+    common_device("linear", {&x, bias});
+    check_shape("linear", "bias", *bias, {w.dim(0)});
+    check_dtype("linear", "bias", *bias, DType::F32);
+  }
+  if (d == Device::CUDA) {
+    bool fused = false;
+    FALCON_CUDA_DISPATCH(fused = cuda::linear_fused(x, w, bias, y, accumulate, prologue));
+    if (fused) return;
+  }
+  if (gate) {
+    squared_relu_gate(x, t);
+  } else {
+    rms_norm(x, nullptr, prologue.eps, t);
+  }
+  linear(t, w, bias, y, accumulate);
 }
 
 Tensor prepare_linear_weight(const Tensor& w, DType dtype, Device device) {

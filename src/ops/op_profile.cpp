@@ -27,13 +27,13 @@ struct Totals {
     std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
     long long total = 0;
     for (const auto& r : rows) total += r.second.second;
-    std::fprintf(stderr, "op profile (FALCON_OP_PROFILE; synchronised per op):\n%-28s %8s %11s %6s\n", "op", "calls",
+    std::fprintf(stderr, "op profile (FALCON_OP_PROFILE; GPU ops synchronised, host phases not; totals overlap):\n%-52s %8s %11s %6s\n", "op", "calls",
                  "ms", "share");
     for (const auto& r : rows) {
-      std::fprintf(stderr, "%-28s %8lld %11.3f %5.1f%%\n", r.first.c_str(), r.second.first, r.second.second / 1e6,
+      std::fprintf(stderr, "%-52s %8lld %11.3f %5.1f%%\n", r.first.c_str(), r.second.first, r.second.second / 1e6,
                    total ? 100.0 * double(r.second.second) / double(total) : 0.0);
     }
-    std::fprintf(stderr, "%-28s %8s %11.3f\n", "total", "", total / 1e6);
+    std::fprintf(stderr, "%-52s %8s %11.3f\n", "total", "", total / 1e6);
   }
 };
 
@@ -42,7 +42,6 @@ Totals& totals() {
   return t;
 }
 
-#ifdef FALCON_HAS_CUDA
 bool enabled() {
   static const bool on = [] {
     const char* e = std::getenv("FALCON_OP_PROFILE");
@@ -50,7 +49,6 @@ bool enabled() {
   }();
   return on;
 }
-#endif
 
 long long now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -73,10 +71,10 @@ bool can_time() {
 
 }  // namespace
 
-OpProfileScope::OpProfileScope(const char* op) {
-  if (!can_time()) return;
+OpProfileScope::OpProfileScope(const char* op, bool synchronize) : sync_(synchronize) {
+  if (synchronize ? !can_time() : !enabled()) return;
   totals();  // constructed before the first record so it outlives them at exit
-  wait_for_device();
+  if (sync_) wait_for_device();
   op_ = op;
   start_ns_ = now_ns();
 }
@@ -84,7 +82,7 @@ OpProfileScope::OpProfileScope(const char* op) {
 OpProfileScope::~OpProfileScope() {
   if (!op_) return;
   try {
-    wait_for_device();
+    if (sync_) wait_for_device();
   } catch (...) {
     return;  // the op's own error is already on its way
   }

@@ -11,7 +11,9 @@ namespace falcon::ops {
 
 class OpProfileScope {
  public:
-  explicit OpProfileScope(const char* op);
+  // synchronize = false times host work only (the engine's per-step phases), and also
+  // during a capture.
+  explicit OpProfileScope(const char* op, bool synchronize = true);
   ~OpProfileScope();
   OpProfileScope(const OpProfileScope&) = delete;
   OpProfileScope& operator=(const OpProfileScope&) = delete;
@@ -19,6 +21,7 @@ class OpProfileScope {
  private:
   const char* op_ = nullptr;  // null when not timing this call
   long long start_ns_ = 0;
+  bool sync_ = true;
 };
 
 // The totals so far as a table (empty when profiling is off); also printed at exit.

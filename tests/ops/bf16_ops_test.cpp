@@ -198,5 +198,55 @@ TEST_F(Bf16OpsTest, Linear) {
   }
 }
 
+// The decode GEMV with its input transform folded in (rms_norm before wqkv/w13, the squared-ReLU
+// gate before w2), at the model's shapes and at odd ones, against the CPU's unfused F32 pair on
+// the same rounded inputs; and against the unfused pair on the device.
+TEST_F(Bf16OpsTest, LinearPrologues) {
+  struct Case {
+    int64_t m, n, k;
+    bool bias, accumulate;
+  };
+  const Case cases[] = {{1, 4096, 1024, false, false}, {1, 1024, 3072, false, true}, {1, 1024, 2048, true, true},
+                        {2, 6144, 1024, false, false}, {3, 33, 1024, true, true},    {4, 100, 520, false, true},
+                        {1, 7, 8, true, false},        {7, 300, 256, true, true}};
+  uint64_t seed = 90;
+  for (const auto kind : {ops::LinearPrologue::Kind::RmsNorm, ops::LinearPrologue::Kind::SquaredReluGate}) {
+    const bool gate = kind == ops::LinearPrologue::Kind::SquaredReluGate;
+    for (const Case& c : cases) {
+      const int64_t xk = gate ? 2 * c.k : c.k;
+      Tensor x = rounded(test::random_tensor({c.m, xk}, seed += 4, gate ? -2 : -3, gate ? 2 : 3));
+      Tensor w = test::random_tensor({c.n, c.k}, seed + 1, -0.1f, 0.1f);
+      Tensor b = test::random_tensor({c.n}, seed + 2, -1, 1);
+      Tensor y0 = rounded(test::random_tensor({c.m, c.n}, seed + 3, -1, 1));
+      // CPU: the transform in f32, rounded to bf16 as the device stores it, then the product.
+      Tensor t = Tensor::empty({c.m, c.k}, DType::F32);
+      if (gate) {
+        ops::squared_relu_gate(x, t);
+      } else {
+        ops::rms_norm(x, nullptr, 1.1920929e-7f, t);
+      }
+      Tensor want = c.accumulate ? y0.clone() : Tensor::zeros({c.m, c.n}, DType::F32);
+      ops::linear(rounded(t), ops::prepare_linear_weight(w, DType::BF16, Device::CPU), c.bias ? &b : nullptr, want,
+                  c.accumulate);
+      Tensor wd = ops::prepare_linear_weight(w, DType::BF16, dev), bd = b.to(dev), xd = to_bf16(x);
+      Tensor scratch = Tensor::empty({c.m, c.k}, DType::BF16, dev);
+      Tensor y = c.accumulate ? to_bf16(y0) : Tensor::zeros({c.m, c.n}, DType::BF16, dev);
+      ops::linear(xd, wd, c.bias ? &bd : nullptr, y, c.accumulate, {kind, 1.1920929e-7f, &scratch});
+      const std::string what = std::string("linear bf16 prologue ") + (gate ? "gate" : "rms_norm") +
+                               " M=" + std::to_string(c.m) + " N=" + std::to_string(c.n) + " K=" + std::to_string(c.k);
+      EXPECT_LT(err(what.c_str(), y, want), kTol);
+      // The unfused pair on the device: the same rounded transform, so only sum order differs.
+      Tensor y2 = c.accumulate ? to_bf16(y0) : Tensor::zeros({c.m, c.n}, DType::BF16, dev);
+      if (gate) {
+        ops::squared_relu_gate(xd, scratch);
+      } else {
+        ops::rms_norm(xd, nullptr, 1.1920929e-7f, scratch);
+      }
+      ops::linear(scratch, wd, c.bias ? &bd : nullptr, y2, c.accumulate);
+      EXPECT_LT(test::rel_l2(test::to_cpu_f32(y), test::to_cpu_f32(y2)), 4e-3) << what << " vs unfused";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace falcon

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "ops/activation.h"
+#include "ops/rms_norm.h"
 #include "ops/packed_weight.h"
 #include "ops/quantize.h"
 #include "test_support.h"
@@ -239,6 +241,35 @@ TEST_P(LinearTest, RejectsBadShapes) {
   EXPECT_THROW(ops::prepare_linear_weight(w48, DType::Q8, dev), InvalidArgument);
   EXPECT_THROW(ops::prepare_linear_weight(w48, DType::Q4, dev), InvalidArgument);
   EXPECT_THROW(ops::prepare_linear_weight(test::random_tensor({8}, 5), DType::F32, dev), InvalidArgument);
+}
+
+// A prologue is the transform's op into scratch followed by the product: on F32 every device
+// runs exactly that, so the results are identical; bad shapes are rejected.
+TEST_P(LinearTest, PrologueIsTheTransformThenTheProduct) {
+  const Device dev = GetParam();
+  for (const auto kind : {ops::LinearPrologue::Kind::RmsNorm, ops::LinearPrologue::Kind::SquaredReluGate}) {
+    const bool gate = kind == ops::LinearPrologue::Kind::SquaredReluGate;
+    const int64_t m = 3, n = 40, k = 64;
+    Tensor x = test::random_tensor({m, gate ? 2 * k : k}, 77, -2, 2).to(dev);
+    Tensor w = ops::prepare_linear_weight(test::random_tensor({n, k}, 78, -0.2f, 0.2f), DType::F32, dev);
+    Tensor b = test::random_tensor({n}, 79, -1, 1).to(dev);
+    Tensor scratch = Tensor::empty({m, k}, DType::F32, dev), t = Tensor::empty({m, k}, DType::F32, dev);
+    Tensor y = test::random_tensor({m, n}, 80, -1, 1).to(dev), want = y.clone();
+    ops::linear(x, w, &b, y, /*accumulate=*/true, {kind, 1e-6f, &scratch});
+    if (gate) {
+      ops::squared_relu_gate(x, t);
+    } else {
+      ops::rms_norm(x, nullptr, 1e-6f, t);
+    }
+    ops::linear(t, w, &b, want, /*accumulate=*/true);
+    EXPECT_EQ(test::max_abs_diff(test::to_cpu_f32(y), test::to_cpu_f32(want)), 0.0) << (gate ? "gate" : "rms_norm");
+    // Scratch of the wrong shape, a missing scratch, x of the wrong width.
+    Tensor bad = Tensor::empty({m, k + 1}, DType::F32, dev);
+    EXPECT_THROW(ops::linear(x, w, nullptr, y, false, {kind, 1e-6f, &bad}), InvalidArgument);
+    EXPECT_THROW(ops::linear(x, w, nullptr, y, false, {kind, 1e-6f, nullptr}), InvalidArgument);
+    Tensor wide = Tensor::empty({m, 3 * k}, DType::F32, dev);
+    EXPECT_THROW(ops::linear(wide, w, nullptr, y, false, {kind, 1e-6f, &scratch}), InvalidArgument);
+  }
 }
 
 FALCON_INSTANTIATE_DEVICE_TESTS(LinearTest);
