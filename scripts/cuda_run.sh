@@ -24,7 +24,8 @@ if [ "${1:-}" = "--pack" ]; then
   tar -C build-cuda/strip -cJf build-cuda/pack/bins.tar.xz falcon engine_tests ops_tests
   # wrk (and its LuaJIT) for the load test: the GPU host has no wrk.
   command -v wrk > /dev/null && cp "$(command -v wrk)" build-cuda/pack/
-  for l in libjpeg.so.62 libonig.so.5 libpng16.so.16 libutf8proc.so.2 libwebp.so.7 libluajit-5.1.so.2; do
+  for l in libjpeg.so.62 libonig.so.5 libpng16.so.16 libutf8proc.so.2 libwebp.so.7 libluajit-5.1.so.2 \
+           libcpp-httplib.so.0.11 libbrotlidec.so.1 libbrotlienc.so.1 libbrotlicommon.so.1; do
     p=$(ldd build-cuda/bin/falcon build-cuda/bin/engine_tests $(command -v wrk) | awk -v l=$l '$1 == l {print $3; exit}')
     [ -n "$p" ] && cp -L "$p" build-cuda/pack/lib/
   done

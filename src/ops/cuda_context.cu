@@ -83,6 +83,29 @@ bool capturing() {
   return st != cudaStreamCaptureStatusNone;
 }
 
+EventTimer::EventTimer() {
+  cudaEvent_t a = nullptr, b = nullptr;
+  FALCON_CUDA_CHECK(cudaEventCreate(&a));
+  FALCON_CUDA_CHECK(cudaEventCreate(&b));
+  begin_ = a;
+  end_ = b;
+}
+
+EventTimer::~EventTimer() {
+  cudaEventDestroy(static_cast<cudaEvent_t>(begin_));
+  cudaEventDestroy(static_cast<cudaEvent_t>(end_));
+}
+
+void EventTimer::start() { FALCON_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(begin_), context().current)); }
+
+double EventTimer::stop_ms() {
+  FALCON_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(end_), context().current));
+  FALCON_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(end_)));
+  float ms = 0.f;
+  FALCON_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(begin_), static_cast<cudaEvent_t>(end_)));
+  return double(ms);
+}
+
 void* scratch(Scratch which, size_t bytes) {
   DeviceContext& c = context();
   Buffer& b = c.scratch[size_t(which)];

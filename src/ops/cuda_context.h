@@ -24,6 +24,22 @@ void synchronize();
 // (a capture must not synchronise).
 bool capturing();
 
+// GPU time between two points of stream(), for the op profile: start() records an event,
+// stop_ms() records a second one, waits for it and returns the milliseconds between them.
+class EventTimer {
+ public:
+  EventTimer();
+  ~EventTimer();
+  EventTimer(const EventTimer&) = delete;
+  EventTimer& operator=(const EventTimer&) = delete;
+  void start();
+  double stop_ms();
+
+ private:
+  void* begin_ = nullptr;  // cudaEvent_t
+  void* end_ = nullptr;
+};
+
 // Grow-only device buffers owned by the context, one per purpose. A buffer grows (cudaMalloc,
 // which synchronises) only when a call needs more than any call before it, so after one warm-up
 // pass with the largest shapes no op allocates: what a graph capture needs.

@@ -1,10 +1,20 @@
 #include "ops/linear.h"
 
 #include "ops/activation.h"
+#include <optional>
+#include <string>
+
 #include "ops/dispatch.h"
 #include "ops/rms_norm.h"
 
 namespace falcon::ops {
+
+namespace {
+std::string profile_name(const char* op, int64_t m, const Tensor& w) {
+  return std::string(op) + " " + dtype_name(w.dtype()) + " [" + std::to_string(w.dim(0)) + "x" +
+         std::to_string(w.dim(1)) + "] M" + (m == 1 ? "=1" : m <= 8 ? "<=8" : m <= 64 ? "<=64" : ">64");
+}
+}  // namespace
 
 void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate) {
   const Device d = common_device("linear", {&x, &w, &y});
@@ -23,6 +33,9 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, boo
   if (d == Device::CPU) {
     cpu::linear(x, w, bias, y, accumulate);
   } else {
+    // Profiled per weight shape and row bucket: the decode step's products differ by 10x.
+    std::optional<OpProfileScope> timed;
+    if (op_profile_enabled()) timed.emplace(profile_name("linear", x.dim(0), w));
     FALCON_CUDA_DISPATCH(cuda::linear(x, w, bias, y, accumulate));
   }
 }
@@ -51,8 +64,11 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, boo
   }
   if (d == Device::CUDA) {
     bool fused = false;
+    std::optional<OpProfileScope> timed;
+    if (op_profile_enabled()) timed.emplace(profile_name(gate ? "linear+gate" : "linear+rms_norm", M, w));
     FALCON_CUDA_DISPATCH(fused = cuda::linear_fused(x, w, bias, y, accumulate, prologue));
     if (fused) return;
+    timed.reset();
   }
   if (gate) {
     squared_relu_gate(x, t);

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #ifdef FALCON_HAS_CUDA
@@ -27,7 +28,7 @@ struct Totals {
     std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.second > b.second.second; });
     long long total = 0;
     for (const auto& r : rows) total += r.second.second;
-    std::fprintf(stderr, "op profile (FALCON_OP_PROFILE; GPU ops synchronised, host phases not; totals overlap):\n%-52s %8s %11s %6s\n", "op", "calls",
+    std::fprintf(stderr, "op profile (FALCON_OP_PROFILE; GPU ops: CUDA-event time, one op at a time; host phases: wall time; totals overlap):\n%-52s %8s %11s %6s\n", "op", "calls",
                  "ms", "share");
     for (const auto& r : rows) {
       std::fprintf(stderr, "%-52s %8lld %11.3f %5.1f%%\n", r.first.c_str(), r.second.first, r.second.second / 1e6,
@@ -55,11 +56,9 @@ long long now_ns() {
       .count();
 }
 
-void wait_for_device() {
 #ifdef FALCON_HAS_CUDA
-  cuda::synchronize();
+void wait_for_device() { cuda::synchronize(); }
 #endif
-}
 
 bool can_time() {
 #ifdef FALCON_HAS_CUDA
@@ -71,22 +70,52 @@ bool can_time() {
 
 }  // namespace
 
-OpProfileScope::OpProfileScope(const char* op, bool synchronize) : sync_(synchronize) {
-  if (synchronize ? !can_time() : !enabled()) return;
+#ifdef FALCON_HAS_CUDA
+namespace {
+// One event pair per thread: GPU ops are timed by the GPU (the host clock would add the
+// synchronisation's own ~15 us to every op).
+cuda::EventTimer& event_timer() {
+  thread_local cuda::EventTimer t;
+  return t;
+}
+}  // namespace
+#endif
+
+OpProfileScope::OpProfileScope(const char* op, bool synchronize) : OpProfileScope(std::string(), synchronize) {
+  if (start_ns_) op_ = op;
+}
+
+// GPU scopes in flight on this thread: an op dispatched inside another's scope (linear inside
+// its profiled-by-shape scope) is counted once, by the outer one.
+thread_local int gpu_scopes = 0;
+
+OpProfileScope::OpProfileScope(std::string op, bool synchronize) : sync_(synchronize) {
+  if (synchronize ? !can_time() || gpu_scopes > 0 : !enabled()) return;
+  if (sync_) ++gpu_scopes;
   totals();  // constructed before the first record so it outlives them at exit
-  if (sync_) wait_for_device();
-  op_ = op;
+#ifdef FALCON_HAS_CUDA
+  if (sync_) {
+    wait_for_device();
+    event_timer().start();
+  }
+#endif
+  op_ = std::move(op);
   start_ns_ = now_ns();
 }
 
 OpProfileScope::~OpProfileScope() {
-  if (!op_) return;
-  try {
-    if (sync_) wait_for_device();
-  } catch (...) {
-    return;  // the op's own error is already on its way
+  if (!start_ns_) return;
+  if (sync_) --gpu_scopes;
+  long long dt = now_ns() - start_ns_;
+#ifdef FALCON_HAS_CUDA
+  if (sync_) {
+    try {
+      dt = static_cast<long long>(event_timer().stop_ms() * 1e6);
+    } catch (...) {
+      return;  // the op's own error is already on its way
+    }
   }
-  const long long dt = now_ns() - start_ns_;
+#endif
   Totals& t = totals();
   std::lock_guard<std::mutex> lock(t.mu);
   auto& row = t.by_op[op_];
@@ -95,5 +124,7 @@ OpProfileScope::~OpProfileScope() {
 }
 
 void print_op_profile() { totals().print(); }
+
+bool op_profile_enabled() { return enabled(); }
 
 }  // namespace falcon::ops
