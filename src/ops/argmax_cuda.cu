@@ -27,6 +27,8 @@ __device__ __forceinline__ bool better(const Best& b, const Best& a) {
 // 16-byte loads in flight so one pass takes a couple of memory round trips, not dozens.
 template <typename T, int V>
 __global__ void argmax_kernel(const T* x, int32_t* out, int64_t n) {
+  pdl_allow_dependents();
+  pdl_wait();  // x comes from the logits product (cuda_common.cuh: PDL)
   const T* row = x + int64_t(blockIdx.x) * n;
   Best best{__int_as_float(0x7fffffff), 0x7fffffff};  // a NaN at the largest index: loses to anything
   const int64_t packs = n / V;
@@ -76,9 +78,9 @@ void argmax(const Tensor& x, Tensor& out) {
     using T = typename decltype(tag)::type;
     constexpr int V = 16 / sizeof(T);
     if (N % V == 0 && aligned_to(x.raw(), 16)) {
-      argmax_kernel<T, V><<<unsigned(R), kThreads, 0, stream()>>>(x.data<T>(), out.data<int32_t>(), N);
+      launch_dependent(argmax_kernel<T, V>, dim3(unsigned(R)), dim3(kThreads), 0, x.data<T>(), out.data<int32_t>(), N);
     } else {
-      argmax_kernel<T, 1><<<unsigned(R), kThreads, 0, stream()>>>(x.data<T>(), out.data<int32_t>(), N);
+      launch_dependent(argmax_kernel<T, 1>, dim3(unsigned(R)), dim3(kThreads), 0, x.data<T>(), out.data<int32_t>(), N);
     }
     FALCON_CUDA_CHECK_LAUNCH("argmax_kernel");
   });

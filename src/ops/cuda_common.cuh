@@ -104,6 +104,49 @@ void dispatch_float(DType t, const char* op, F&& f) {
 
 inline bool aligned_to(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
+// ---- programmatic dependent launch (Hopper) -----------------------------------------------
+// A decode step is ~250 small kernels in a row; with programmatic dependent launch a kernel's
+// blocks start while the previous kernel drains, prefetch what does not depend on it (the
+// GEMVs' weights), and wait for it only where its results are read. Rules for a kernel
+// launched with launch_dependent(): call pdl_wait() before reading anything an earlier kernel
+// wrote and before writing anything an earlier kernel reads; it may call
+// pdl_allow_dependents() at its start (the next kernel is still held at its own pdl_wait()
+// until this one has finished and its writes are visible).
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_allow_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+// Starts fetching a global line into L2 (no register, no wait): for data that no earlier
+// kernel writes, before pdl_wait().
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+// True when kernels may be launched as programmatic dependents: sm_90 or newer and
+// FALCON_CUDA_PDL is not 0.
+bool pdl_enabled();
+
+// kernel<<<grid, block, smem, stream()>>>(args...), as a programmatic dependent of the kernel
+// before it when pdl_enabled() (the kernel must follow the rules above).
+template <typename... Params, typename... Args>
+void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, Args... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream();
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  check_cuda(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...), "cudaLaunchKernelEx");
+}
+
 // Blocks for a grid-stride loop over n items: enough to fill the GPU, no more.
 inline int grid_for(int64_t n, int threads) {
   const int64_t want = (n + threads - 1) / threads;

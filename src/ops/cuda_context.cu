@@ -1,4 +1,5 @@
 // Per-device CUDA context: the ops' stream, the cuBLASLt handle and workspace, scratch buffers.
+#include <cstdlib>
 #include <array>
 #include <memory>
 #include <mutex>
@@ -81,6 +82,14 @@ bool capturing() {
   cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
   FALCON_CUDA_CHECK(cudaStreamIsCapturing(context().current, &st));
   return st != cudaStreamCaptureStatusNone;
+}
+
+bool pdl_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("FALCON_CUDA_PDL");
+    return compute_capability() >= 90 && !(e && std::string(e) == "0");
+  }();
+  return on;
 }
 
 EventTimer::EventTimer() {

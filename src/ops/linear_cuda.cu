@@ -175,10 +175,6 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, boo
   // would round to bf16) decodes the weights in registers instead.
   // Decode-sized products (a few rows) are bandwidth-bound GEMVs, where cuBLASLt's launch
   // setup and split-K reductions cost more than streaming the weight once.
-  if (w.dtype() == DType::BF16 && x.dtype() == DType::BF16 && M <= g_tuning.gemv_max_rows &&
-      gemv_bf16(x, w, bias, y, accumulate, nullptr)) {
-    return;
-  }
   if (x.dtype() != w.dtype() || (w.dtype() == DType::BF16 && M <= std::min(g_tuning.gemv_max_rows, 8))) {
     linear_dequant(x, w, bias, y, accumulate);
     return;

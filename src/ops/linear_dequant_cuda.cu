@@ -27,12 +27,18 @@ struct PlainWeight {
   __device__ __forceinline__ void load(int64_t n, int64_t k, float (&o)[VEC]) const {
     load_f32<T, VEC>(p + n * K + k, o);
   }
+  // Lane `lane` of a warp reading row n: its 128-byte line of the row's first 4 KB towards L2.
+  __device__ __forceinline__ void prefetch(int64_t n, int lane) const {
+    const int64_t per_line = 128 / int64_t(sizeof(T));
+    if (lane * per_line < K) prefetch_l2(p + n * K + lane * per_line);
+  }
 };
 
 struct Q8Weight {
   const int8_t* q;
   const float* scales;
   int64_t K;
+  __device__ __forceinline__ void prefetch(int64_t, int) const {}
   template <int VEC>
   __device__ __forceinline__ void load(int64_t n, int64_t k, float (&o)[VEC]) const {
     static_assert(VEC == 8 || VEC == 1, "Q8 reads 8 values or 1");
@@ -52,6 +58,7 @@ struct Q4Weight {
   const uint8_t* q;
   const float* scales;
   int64_t K;
+  __device__ __forceinline__ void prefetch(int64_t, int) const {}
   template <int VEC>
   __device__ __forceinline__ void load(int64_t n, int64_t k, float (&o)[VEC]) const {
     static_assert(VEC == 8 || VEC == 1, "Q4 reads 8 values or 1");
@@ -84,9 +91,12 @@ constexpr int kGemvSteps = 4;  // k-steps whose loads are all issued before the 
 template <typename TX, typename W, int VEC, int ROWS>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const TX* x, W w, const float* bias, TX* y,
                                                               int64_t N, int64_t K, bool accumulate) {
+  pdl_allow_dependents();
   const int64_t n = int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
   if (n >= N) return;
   const int lane = threadIdx.x % 32;
+  w.prefetch(n, lane);  // weights do not depend on the kernel before (cuda_common.cuh: PDL)
+  pdl_wait();
   float s[ROWS];
 #pragma unroll
   for (int m = 0; m < ROWS; ++m) s[m] = 0.f;
@@ -137,11 +147,11 @@ void launch_gemv(const TX* x, W w, const float* bias, TX* y, int M, int64_t N, i
     const TX* xm = x + m0 * K;
     TX* ym = y + m0 * N;
     if (rows == 4) {
-      gemv_kernel<TX, W, VEC, 4><<<blocks, block, 0, stream()>>>(xm, w, bias, ym, N, K, accumulate);
+      launch_dependent(gemv_kernel<TX, W, VEC, 4>, dim3(blocks), block, 0, xm, w, bias, ym, N, K, accumulate);
     } else if (rows == 2) {
-      gemv_kernel<TX, W, VEC, 2><<<blocks, block, 0, stream()>>>(xm, w, bias, ym, N, K, accumulate);
+      launch_dependent(gemv_kernel<TX, W, VEC, 2>, dim3(blocks), block, 0, xm, w, bias, ym, N, K, accumulate);
     } else {
-      gemv_kernel<TX, W, VEC, 1><<<blocks, block, 0, stream()>>>(xm, w, bias, ym, N, K, accumulate);
+      launch_dependent(gemv_kernel<TX, W, VEC, 1>, dim3(blocks), block, 0, xm, w, bias, ym, N, K, accumulate);
     }
     m0 += rows;
   }

@@ -3,11 +3,11 @@
 // squared-ReLU gate before w2. At one row a decode sub-block is bandwidth- and latency-bound;
 // running the transform inside the product saves a kernel (~3 us on the H100) per sub-block.
 //
-// Layout: a block of 8 warps computes R output columns; each column's K is split over 8/R
-// warps (partial sums meet in shared memory). R is chosen per shape so that every warp has at
-// least two 16-byte weight loads per lane and the grid has several blocks per SM: the
-// single-warp-per-column GEMV left small-N products (wo, w2: N = 1024) with one block per SM
-// and too few loads in flight.
+// Layout: as the plain GEMV (linear_dequant_cuda.cu), one warp per output column over the whole
+// K, four 16-byte weight loads per lane in flight. (Splitting K over several warps per column,
+// with partial sums meeting in shared memory, measured slower on the H100: the barrier and the
+// extra blocks cost more than the added loads in flight gained, e.g. 82 vs 45 us for the
+// 65536 x 1024 logits.)
 #include <string>
 
 #include "ops/cuda_common.cuh"
@@ -23,8 +23,7 @@ enum class Transform { None, RmsNorm, Gate };
 
 constexpr int kWarps = 8;
 constexpr int kSteps = 4;      // 16-byte weight loads in flight per lane
-constexpr int kMaxRows = 4;    // rows of x per launch (accumulators stay in registers)
-constexpr int kMinChunk = 512;  // k per warp: 32 lanes x 8 values x 2 loads
+constexpr int kMaxRows = 4;  // rows of x per launch (accumulators stay in registers)
 
 // Eight transformed inputs x'[m, k .. k+8), rounded to bf16 as the unfused op would store them.
 template <Transform T>
@@ -51,86 +50,63 @@ __device__ __forceinline__ void input8(const bf16* x, int64_t row_stride, int m,
 template <Transform T, int ROWS>
 __global__ void __launch_bounds__(kWarps * 32)
     fused_gemv_kernel(const bf16* x, int64_t row_stride, const bf16* w, const float* bias, bf16* y, int64_t N,
-                      int64_t K, int cols_per_block, bool accumulate, float eps) {
-  __shared__ float inv_rms[ROWS];
-  __shared__ float partial[kWarps][ROWS];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-
-  if constexpr (T == Transform::RmsNorm) {
-    // The whole row's sum of squares, as rms_norm computes it (f32; IEEE sqrt and division).
-    __shared__ float ss_warp[kWarps][ROWS];
+                      int64_t K, bool accumulate, float eps) {
+  pdl_allow_dependents();
+  const int64_t n = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
+  if (n >= N) return;
+  const int lane = threadIdx.x % 32;
+  const bf16* wr = w + n * K;
+  // The weights do not depend on the kernel before: start the row's first 4 KB towards L2
+  // while that kernel drains, then wait for x.
+  if (int64_t(lane) * 64 < K) prefetch_l2(wr + lane * 64);
+  pdl_wait();
+  float inv[ROWS];
 #pragma unroll
-    for (int m = 0; m < ROWS; ++m) {
+  for (int m = 0; m < ROWS; ++m) {
+    inv[m] = 1.f;
+    if constexpr (T == Transform::RmsNorm) {
+      // Each warp takes the row's sum of squares itself (x is 2 KB, in L1 after the first
+      // warp): no shared memory, no block barrier. f32, IEEE sqrt and division, as rms_norm.
       float ss = 0.f;
-      for (int64_t k = int64_t(threadIdx.x) * 8; k < K; k += kWarps * 32 * 8) {
+      for (int64_t k = int64_t(lane) * 8; k < K; k += 256) {
         float v[8];
         load_f32<bf16, 8>(x + m * row_stride + k, v);
 #pragma unroll
         for (int i = 0; i < 8; ++i) ss += v[i] * v[i];
       }
-      ss = warp_sum(ss);
-      if (lane == 0) ss_warp[warp][m] = ss;
+      inv[m] = 1.0f / sqrtf(warp_sum(ss) / float(K) + eps);
     }
-    __syncthreads();
-    if (threadIdx.x < ROWS) {
-      float ss = 0.f;
-      for (int i = 0; i < kWarps; ++i) ss += ss_warp[i][threadIdx.x];
-      inv_rms[threadIdx.x] = 1.0f / sqrtf(ss / float(K) + eps);
-    }
-    __syncthreads();
   }
-
-  const int parts = kWarps / cols_per_block;
-  const int col = warp / parts, part = warp % parts;
-  const int64_t n = int64_t(blockIdx.x) * cols_per_block + col;
-  const int64_t chunk = K / parts;
-  float inv[ROWS];
-#pragma unroll
-  for (int m = 0; m < ROWS; ++m) inv[m] = T == Transform::RmsNorm ? inv_rms[m] : 1.f;
   float s[ROWS];
 #pragma unroll
   for (int m = 0; m < ROWS; ++m) s[m] = 0.f;
-  if (n < N) {
-    const bf16* wr = w + n * K;
-    const int64_t k_end = (part + 1) * chunk;
-    for (int64_t k0 = part * chunk + lane * 8; k0 < k_end; k0 += kSteps * 256) {
-      float wv[kSteps][8];
+  for (int64_t k0 = int64_t(lane) * 8; k0 < K; k0 += kSteps * 256) {
+    float wv[kSteps][8];
 #pragma unroll
-      for (int st = 0; st < kSteps; ++st) {
-        const int64_t k = k0 + st * 256;
-        if (k < k_end) {
-          load_f32<bf16, 8>(wr + k, wv[st]);
-        }
-      }
+    for (int st = 0; st < kSteps; ++st) {
+      const int64_t k = k0 + st * 256;
+      if (k < K) load_f32<bf16, 8>(wr + k, wv[st]);
+    }
 #pragma unroll
-      for (int st = 0; st < kSteps; ++st) {
-        const int64_t k = k0 + st * 256;
-        if (k < k_end) {
+    for (int st = 0; st < kSteps; ++st) {
+      const int64_t k = k0 + st * 256;
+      if (k < K) {
 #pragma unroll
-          for (int m = 0; m < ROWS; ++m) {
-            float xv[8];
-            input8<T>(x, row_stride, m, k, inv[m], xv);
+        for (int m = 0; m < ROWS; ++m) {
+          float xv[8];
+          input8<T>(x, row_stride, m, k, inv[m], xv);
 #pragma unroll
-            for (int i = 0; i < 8; ++i) s[m] = fmaf(wv[st][i], xv[i], s[m]);
-          }
+          for (int i = 0; i < 8; ++i) s[m] = fmaf(wv[st][i], xv[i], s[m]);
         }
       }
     }
   }
 #pragma unroll
   for (int m = 0; m < ROWS; ++m) {
-    const float v = warp_sum(s[m]);
-    if (lane == 0) partial[warp][m] = v;
-  }
-  __syncthreads();
-  if (threadIdx.x < cols_per_block * ROWS) {
-    const int c = int(threadIdx.x) / ROWS, m = int(threadIdx.x) % ROWS;
-    const int64_t nc = int64_t(blockIdx.x) * cols_per_block + c;
-    if (nc < N) {
-      float v = 0.f;
-      for (int p = 0; p < parts; ++p) v += partial[c * parts + p][m];
-      if (bias) v += bias[nc];
-      bf16* o = y + m * N + nc;
+    float v = warp_sum(s[m]);
+    if (lane == 0) {
+      if (bias) v += bias[n];
+      bf16* o = y + m * N + n;
       if (accumulate) v += to_f32(*o);
       *o = from_f32<bf16>(v);
     }
@@ -140,12 +116,9 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <Transform T, int ROWS>
 void launch(const bf16* x, int64_t row_stride, const bf16* w, const float* bias, bf16* y, int64_t N, int64_t K,
             bool accumulate, float eps) {
-  int parts = kWarps;  // warps per output column: as many as keep >= kMinChunk k per warp
-  while (parts > 1 && (K % (int64_t(parts) * 8) != 0 || K / parts < kMinChunk)) parts /= 2;
-  const int cols = kWarps / parts;
-  const unsigned blocks = unsigned((N + cols - 1) / cols);
-  fused_gemv_kernel<T, ROWS><<<blocks, kWarps * 32, 0, stream()>>>(x, row_stride, w, bias, y, N, K, cols, accumulate,
-                                                                   eps);
+  const unsigned blocks = unsigned((N + kWarps - 1) / kWarps);
+  launch_dependent(fused_gemv_kernel<T, ROWS>, dim3(blocks), dim3(kWarps * 32), 0, x, row_stride, w, bias, y, N, K,
+                   accumulate, eps);
   FALCON_CUDA_CHECK_LAUNCH("fused_gemv_kernel");
 }
 

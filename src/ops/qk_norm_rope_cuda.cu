@@ -96,6 +96,8 @@ __device__ void norm_rotate_head(const T* src, T* dst, int hd, float eps, const 
 template <typename T, int EPL>
 __global__ void qk_norm_rope_kernel(const T* qkv, const int32_t* pos_t, const float* pos_hw, const float* golden,
                                     InvFreq inv_freq, Args a, T* q, T* k, T* v) {
+  pdl_allow_dependents();
+  pdl_wait();  // qkv comes from the product before (cuda_common.cuh: PDL)
   extern __shared__ float tables[];
   const int s = blockIdx.x;
   const int H = a.H, K = a.K, hd = a.hd, quarter = hd / 4, group = H / K;
@@ -166,9 +168,8 @@ void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, 
   dispatch_float(qkv.dtype(), "qk_norm_rope", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const auto launch = [&](auto kernel) {
-      kernel<<<unsigned(S), kWarps * 32, smem, stream()>>>(qkv.data<T>(), pos_t.data<int32_t>(), pos_hw.data<float>(),
-                                                          golden.data<float>(), inv, args, q.data<T>(), k.data<T>(),
-                                                          v.data<T>());
+      launch_dependent(kernel, dim3(unsigned(S)), dim3(kWarps * 32), smem, qkv.data<T>(), pos_t.data<int32_t>(),
+                       pos_hw.data<float>(), golden.data<float>(), inv, args, q.data<T>(), k.data<T>(), v.data<T>());
     };
     // The one-pass path needs each lane's EPL elements aligned for one vector load.
     const bool al = aligned_to(qkv.raw(), 16) && aligned_to(q.raw(), 16) && aligned_to(k.raw(), 16);

@@ -10,6 +10,8 @@ constexpr int kWarpsPerBlock = 8;
 
 template <typename T, int V>
 __global__ void rms_norm_kernel(const T* x, const float* w, T* out, int64_t rows, int n, float eps) {
+  pdl_allow_dependents();
+  pdl_wait();  // x comes from the kernel before (cuda_common.cuh: PDL)
   const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (row >= rows) return;
   const int lane = threadIdx.x % 32;
@@ -37,8 +39,8 @@ __global__ void rms_norm_kernel(const T* x, const float* w, T* out, int64_t rows
 template <typename T, int V>
 void launch(const Tensor& x, const Tensor* weight, float eps, Tensor& out, int64_t rows, int n) {
   const int blocks = int((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
-  rms_norm_kernel<T, V><<<blocks, kWarpsPerBlock * 32, 0, stream()>>>(
-      x.data<T>(), weight ? weight->data<float>() : nullptr, out.data<T>(), rows, n, eps);
+  launch_dependent(rms_norm_kernel<T, V>, dim3(blocks), dim3(kWarpsPerBlock * 32), 0, x.data<T>(),
+                   weight ? weight->data<float>() : nullptr, out.data<T>(), rows, n, eps);
   FALCON_CUDA_CHECK_LAUNCH("rms_norm_kernel");
 }
 
