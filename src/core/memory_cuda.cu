@@ -1,6 +1,8 @@
-// Device memory for the CUDA backend: plain cudaMalloc, errors turned into typed exceptions.
+// Device memory for the CUDA backend: a stream-ordered pool, errors turned into typed exceptions.
 #include <cuda_runtime.h>
 
+#include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "core/error.h"
@@ -8,10 +10,59 @@
 
 namespace falcon::cuda_memory {
 
+namespace {
+
+// Device memory comes from the device's stream-ordered pool (cudaMallocAsync) on the legacy
+// default stream, which every op stream (blocking streams) is ordered with. cudaFree waits for
+// the whole device, and a fresh cudaMalloc of a request's large temporaries (AnyUp's
+// full-resolution maps are 512 MB each) costs milliseconds; the pool keeps freed memory for
+// the next request instead (release threshold: never). FALCON_CUDA_ASYNC_ALLOC=0 goes back to
+// plain cudaMalloc/cudaFree.
+bool use_pool() {
+  static const bool on = [] {
+    const char* e = std::getenv("FALCON_CUDA_ASYNC_ALLOC");
+    if (e && std::string(e) == "0") return false;
+    int device = 0, supported = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported, device) != cudaSuccess || !supported) {
+      cudaGetLastError();
+      return false;
+    }
+    cudaMemPool_t pool = nullptr;
+    if (cudaDeviceGetDefaultMemPool(&pool, device) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    uint64_t keep = UINT64_MAX;
+    cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    return true;
+  }();
+  return on;
+}
+
+// Gives the pool's cached memory back to the device (before reporting out of memory).
+void trim_pool() {
+  int device = 0;
+  cudaMemPool_t pool = nullptr;
+  if (cudaGetDevice(&device) == cudaSuccess && cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess) {
+    cudaDeviceSynchronize();
+    cudaMemPoolTrimTo(pool, 0);
+  }
+  cudaGetLastError();
+}
+
+}  // namespace
+
 std::shared_ptr<void> allocate(size_t bytes) {
   void* p = nullptr;
   if (bytes == 0) return std::shared_ptr<void>();
-  cudaError_t err = cudaMalloc(&p, bytes);
+  const bool pooled = use_pool();
+  cudaError_t err = pooled ? cudaMallocAsync(&p, bytes, cudaStreamLegacy) : cudaMalloc(&p, bytes);
+  if (err != cudaSuccess && pooled) {
+    cudaGetLastError();
+    trim_pool();  // memory cached for other sizes may be what this one needs
+    err = cudaMallocAsync(&p, bytes, cudaStreamLegacy);
+  }
   if (err != cudaSuccess) {
     cudaGetLastError();  // clear the sticky-free error so the process stays usable
     size_t free_b = 0, total_b = 0;
@@ -20,6 +71,7 @@ std::shared_ptr<void> allocate(size_t bytes) {
                       std::to_string(free_b >> 20) + " MiB free of " + std::to_string(total_b >> 20) +
                       " MiB): " + cudaGetErrorString(err));
   }
+  if (pooled) return std::shared_ptr<void>(p, [](void* q) { cudaFreeAsync(q, cudaStreamLegacy); });
   return std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
 }
 

@@ -335,6 +335,7 @@ void EngineImpl::start(Sequence& s) {
   s.reused_prefix = prefix != nullptr;
   s.result.cached_tokens = int(start);
   PrefillResult pre_out = model_->prefill(s.prompt, start, s.cache);
+  model_->wait();  // the prefill's time is its device time, not the time to queue it
   s.last_hidden = pre_out.hidden.rows(S - start - 1, S - start);
   s.last_logits = pre_out.logits_last;
   s.last_pos_t = s.prompt.pos_t.data<int32_t>()[S - 1];

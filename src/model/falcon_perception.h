@@ -89,6 +89,8 @@ class FalconPerceptionModel {
   // Copies cache rows [0, n) of a prefill into the pool, token t into blocks[t / block_size].
   void write_to_pool(KvCache& cache, int64_t n, const std::vector<int32_t>& blocks, KvPool& pool) const;
   KvPool new_pool(int64_t tokens) const;
+  // Waits until the device has finished the work queued so far (for honest phase timings).
+  void wait() const;
 
   ~FalconPerceptionModel();
 
