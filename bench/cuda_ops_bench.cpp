@@ -1,6 +1,7 @@
 // CUDA forward-pass ops at the real model's shapes, timed with CUDA events (docs/cuda.md).
 //
-//   cuda_ops_bench [--quick] [prefill|decode|small|linear|q8|stack ...]   (default: all sections)
+//   cuda_ops_bench [--quick] [prefill|decode|decode-sweep|decode-series|small|linear|q8|stack ...]
+//   (default: all sections but decode-sweep and decode-series)
 //
 // Tables: prefill attention (S = 3,095, image block of 3,077 = cls + 4 registers + 3,072
 // patches; TFLOP/s over the visible pairs), linear at the 0.6B shapes (M = 3,095 in TFLOP/s;
@@ -268,56 +269,187 @@ void bench_linear(const std::vector<LayerWeights>& layers, const Tensor& out_w, 
   ops::cuda::set_linear_tuning(saved);
 }
 
-void bench_decode_attention() {
-  std::printf("\n== decode attention, BF16, one query row over T cached keys (H=16, K=8) ==\n");
-  std::printf("%-34s %10s %10s %10s\n", "case", "stream us", "graph us", "GB/s");
-  const int copies = 8;  // rotate caches so the 20 MB of K/V per layer are not L2 hits
+// Decode attention cases: one query row over T cached keys, contiguous (caches rotating over 8
+// copies so the 20 MB per call are not L2 hits) or paged (B sequences of T keys each, block size
+// 16, blocks shuffled over the pool). `call` runs it once; `bytes` is what it must read.
+struct DecodeCase {
+  std::string label;
+  std::function<void(int)> call;
+  double bytes;
+  int copies;
+};
+
+std::vector<DecodeCase> decode_cases(std::vector<Tensor>& keep) {
+  std::vector<DecodeCase> cases;
+  const int64_t H = 16, K = 8;
   for (const int64_t hd : {int64_t(128), int64_t(64)}) {
-    const int64_t T = 3200, H = 16, K = 8;
-    std::vector<Tensor> ks, vs;
+    const int64_t T = 3200;
+    const int copies = 8;
+    const size_t first = keep.size();
     for (int i = 0; i < copies; ++i) {
-      ks.push_back(random_gpu({T, H, hd}, DType::BF16, 30 + uint64_t(i), -2, 2));
-      vs.push_back(random_gpu({T, K, hd}, DType::BF16, 40 + uint64_t(i)));
+      keep.push_back(random_gpu({T, H, hd}, DType::BF16, 30 + uint64_t(i), -2, 2));
+      keep.push_back(random_gpu({T, K, hd}, DType::BF16, 40 + uint64_t(i)));
     }
-    Tensor q = random_gpu({1, H, hd}, DType::BF16, 31, -2, 2), sinks = random_gpu({H}, DType::F32, 32);
-    Tensor out = Tensor::empty({1, H, hd}, DType::BF16, Device::CUDA);
+    keep.push_back(random_gpu({1, H, hd}, DType::BF16, 31, -2, 2));
+    keep.push_back(random_gpu({H}, DType::F32, 32));
+    keep.push_back(Tensor::empty({1, H, hd}, DType::BF16, Device::CUDA));
+    const Tensor* t = &keep[first];
     const ops::AttentionMask mask{T - 1, 0, 0};
-    const auto call = [&](int i) { ops::attention(q, ks[size_t(i % copies)], vs[size_t(i % copies)], sinks, mask, out); };
-    const double bytes = double(T) * double(H + K) * double(hd) * 2.0;
-    const ops::cuda::AttentionTuning saved = ops::cuda::attention_tuning();
-    for (const int per_sm : {4, 8, 16, 32}) {
-      ops::cuda::AttentionTuning t = saved;
-      t.split_blocks_per_sm = per_sm;
-      ops::cuda::set_attention_tuning(t);
-      const double ms = time_ms(call, 40), gms = graph_ms(call, copies * 4);
-      char label[64];
-      std::snprintf(label, sizeof label, "contiguous T=3200 hd=%lld, %d blk/SM", (long long)hd, per_sm);
-      std::printf("%-34s %10.1f %10.1f %10.0f\n", label, ms * 1e3, gms * 1e3, bytes / gms / 1e6);
-    }
-    ops::cuda::set_attention_tuning(saved);
-  }
-  // Paged: B sequences of one query each; block size 16.
-  for (const auto& bt : {std::pair<int64_t, int64_t>{1, 3200}, {64, 1300}}) {
-    const int64_t B = bt.first, T = bt.second;
-    const int64_t H = 16, K = 8, hd = 128, bs = 16, per = (T + bs - 1) / bs, blocks = B * per;
-    Tensor kc = random_gpu({blocks, bs, H, hd}, DType::BF16, 50, -2, 2);
-    Tensor vc = random_gpu({blocks, bs, K, hd}, DType::BF16, 51);
-    Tensor table = Tensor::empty({B, per}, DType::I32), lens = Tensor::empty({B}, DType::I32);
-    std::vector<int32_t> order(static_cast<size_t>(blocks));
-    for (int64_t i = 0; i < blocks; ++i) order[size_t(i)] = int32_t(i);
-    std::shuffle(order.begin(), order.end(), std::mt19937(7));
-    for (int64_t i = 0; i < blocks; ++i) table.data<int32_t>()[i] = order[size_t(i)];
-    for (int64_t b = 0; b < B; ++b) lens.data<int32_t>()[b] = int32_t(T);
-    Tensor q = random_gpu({B, H, hd}, DType::BF16, 52, -2, 2), sinks = random_gpu({H}, DType::F32, 53);
-    Tensor out = Tensor::empty({B, H, hd}, DType::BF16, Device::CUDA);
-    Tensor td = table.to(Device::CUDA), ld = lens.to(Device::CUDA);
-    const auto call = [&](int) { ops::paged_attention(q, kc, vc, td, ld, sinks, out); };
-    const double ms = time_ms(call, 40), gms = graph_ms(call, 8);
-    const double bytes = double(B) * double(T) * double(H + K) * double(hd) * 2.0;
     char label[64];
-    std::snprintf(label, sizeof label, "paged B=%lld T=%lld hd=128", (long long)B, (long long)T);
-    std::printf("%-34s %10.1f %10.1f %10.0f\n", label, ms * 1e3, gms * 1e3, bytes / gms / 1e6);
+    std::snprintf(label, sizeof label, "contiguous T=3200 hd=%lld", (long long)hd);
+    // `keep` is reserved by the caller and never reallocates, so the pointers stay valid.
+    cases.push_back({label,
+                     [t, mask, copies](int i) {
+                       const size_t c = size_t(i % copies);
+                       Tensor out = t[2 * copies + 2];
+                       ops::attention(t[2 * copies], t[2 * c], t[2 * c + 1], t[2 * copies + 1], mask, out);
+                     },
+                     double(T) * double(H + K) * double(hd) * 2.0, copies});
   }
+  for (const int64_t hd : {int64_t(128), int64_t(64)}) {
+    for (const auto& bt : {std::pair<int64_t, int64_t>{1, 3200}, {64, 1300}}) {
+      const int64_t B = bt.first, T = bt.second;
+      const int64_t bs = 16, per = (T + bs - 1) / bs, blocks = B * per;
+      const size_t first = keep.size();
+      keep.push_back(random_gpu({blocks, bs, H, hd}, DType::BF16, 50, -2, 2));
+      keep.push_back(random_gpu({blocks, bs, K, hd}, DType::BF16, 51));
+      Tensor table = Tensor::empty({B, per}, DType::I32), lens = Tensor::empty({B}, DType::I32);
+      std::vector<int32_t> order(static_cast<size_t>(blocks));
+      for (int64_t i = 0; i < blocks; ++i) order[size_t(i)] = int32_t(i);
+      std::shuffle(order.begin(), order.end(), std::mt19937(7));
+      for (int64_t i = 0; i < blocks; ++i) table.data<int32_t>()[i] = order[size_t(i)];
+      for (int64_t b = 0; b < B; ++b) lens.data<int32_t>()[b] = int32_t(T);
+      keep.push_back(random_gpu({B, H, hd}, DType::BF16, 52, -2, 2));
+      keep.push_back(random_gpu({H}, DType::F32, 53));
+      keep.push_back(Tensor::empty({B, H, hd}, DType::BF16, Device::CUDA));
+      keep.push_back(table.to(Device::CUDA));
+      keep.push_back(lens.to(Device::CUDA));
+      const Tensor* t = &keep[first];
+      char label[64];
+      std::snprintf(label, sizeof label, "paged B=%lld T=%lld hd=%lld", (long long)B, (long long)T, (long long)hd);
+      cases.push_back({label,
+                       [t](int) {
+                         Tensor out = t[4];
+                         ops::paged_attention(t[2], t[0], t[1], t[5], t[6], t[3], out);
+                       },
+                       double(B) * double(T) * double(H + K) * double(hd) * 2.0, 1});
+    }
+  }
+  return cases;
+}
+
+// The general split kernel (what decode used before) against the decode kernel, defaults.
+void bench_decode_attention() {
+  std::printf("\n== decode attention, BF16, one query row per sequence (H=16, K=8) ==\n");
+  std::printf("%-30s %-14s %10s %10s %10s\n", "case", "kernel", "stream us", "graph us", "GB/s");
+  std::vector<Tensor> keep;
+  keep.reserve(256);
+  const std::vector<DecodeCase> cases = decode_cases(keep);
+  const ops::cuda::AttentionTuning saved = ops::cuda::attention_tuning();
+  for (const DecodeCase& c : cases) {
+    for (const bool decode : {false, true}) {
+      ops::cuda::AttentionTuning t = saved;
+      t.decode_kernel = decode;
+      ops::cuda::set_attention_tuning(t);
+      const double ms = time_ms(c.call, 40), gms = graph_ms(c.call, std::max(8, c.copies * 4));
+      std::printf("%-30s %-14s %10.1f %10.1f %10.0f\n", c.label.c_str(), decode ? "decode" : "split (old)", ms * 1e3,
+                  gms * 1e3, c.bytes / gms / 1e6);
+    }
+  }
+  ops::cuda::set_attention_tuning(saved);
+}
+
+// decode-sweep: graph time of the decode kernel over its tuning (head pairs or single heads,
+// warps, ring stages, blocks per multiprocessor the split count aims at (0 = the default),
+// cluster merge size (0 = global merge)), the best per case, and the best again as a
+// programmatic dependent launch.
+struct DecodeConfig {
+  int warps, stages, per_sm, cluster;
+  bool pdl;
+  bool pairs = true;
+};
+
+ops::cuda::AttentionTuning with_config(ops::cuda::AttentionTuning t, const DecodeConfig& c) {
+  t.decode_warps = c.warps;
+  t.decode_stages = c.stages;
+  t.decode_blocks_per_sm = c.per_sm;
+  t.decode_cluster = c.cluster;
+  t.decode_pdl = c.pdl;
+  t.decode_pairs = c.pairs;
+  return t;
+}
+
+void bench_decode_sweep() {
+  std::printf("\n== decode attention sweep (graph us) ==\n");
+  std::vector<Tensor> keep;
+  keep.reserve(256);
+  const std::vector<DecodeCase> cases = decode_cases(keep);
+  const ops::cuda::AttentionTuning saved = ops::cuda::attention_tuning();
+  for (const DecodeCase& c : cases) {
+    double best = 1e30;
+    DecodeConfig best_cfg{};
+    for (const bool pairs : {true, false}) {
+      for (const int warps : {4, 8}) {
+        for (const int stages : {2, 4}) {
+          for (const int per_sm : {0, 1, 2, 4}) {
+            for (const int cluster : {0, 8, 16}) {
+              const DecodeConfig cfg{warps, stages, per_sm, cluster, false, pairs};
+              ops::cuda::set_attention_tuning(with_config(saved, cfg));
+              const double gms = graph_ms(c.call, std::max(8, c.copies * 4), 5);
+              std::printf("sweep %-28s pairs %d warps %d stages %d per_sm %d cluster %2d: %8.1f us %6.0f GB/s\n",
+                          c.label.c_str(), int(pairs), warps, stages, per_sm, cluster, gms * 1e3, c.bytes / gms / 1e6);
+              if (gms > 0 && gms < best) {
+                best = gms;
+                best_cfg = cfg;
+              }
+            }
+          }
+        }
+      }
+    }
+    std::printf("BEST %-28s pairs %d warps %d stages %d per_sm %d cluster %2d: %.1f us %.0f GB/s\n", c.label.c_str(),
+                int(best_cfg.pairs), best_cfg.warps, best_cfg.stages, best_cfg.per_sm, best_cfg.cluster, best * 1e3,
+                c.bytes / best / 1e6);
+    best_cfg.pdl = true;
+    ops::cuda::set_attention_tuning(with_config(saved, best_cfg));
+    const double gms = graph_ms(c.call, std::max(8, c.copies * 4), 5);
+    std::printf("BEST+PDL %-24s %.1f us %.0f GB/s\n", c.label.c_str(), gms * 1e3, c.bytes / gms / 1e6);
+  }
+  ops::cuda::set_attention_tuning(saved);
+}
+
+// decode-series: one row, contiguous keys, graph time against T (the intercept is the fixed
+// cost of a call: launch, first loads, merge), for a few settings.
+void bench_decode_series() {
+  std::printf("\n== decode attention against T (graph us, contiguous, H=16, K=8) ==\n");
+  const ops::cuda::AttentionTuning saved = ops::cuda::attention_tuning();
+  const DecodeConfig configs[] = {{8, 2, 1, 16, false}, {8, 2, 1, 0, false}, {8, 2, 1, 16, true},
+                                  {4, 4, 0, 0, false},  {8, 2, 1, 8, false, false}};
+  for (const int64_t hd : {int64_t(128), int64_t(64)}) {
+    for (const int64_t T : {int64_t(3200), int64_t(64), int64_t(400), int64_t(1600), int64_t(6400)}) {
+      const int64_t H = 16, K = 8;
+      const int copies = 8;
+      std::vector<Tensor> ks, vs;
+      for (int i = 0; i < copies; ++i) {
+        ks.push_back(random_gpu({T, H, hd}, DType::BF16, 30 + uint64_t(i), -2, 2));
+        vs.push_back(random_gpu({T, K, hd}, DType::BF16, 40 + uint64_t(i)));
+      }
+      Tensor q = random_gpu({1, H, hd}, DType::BF16, 31, -2, 2), sinks = random_gpu({H}, DType::F32, 32);
+      Tensor out = Tensor::empty({1, H, hd}, DType::BF16, Device::CUDA);
+      const ops::AttentionMask mask{T - 1, 0, 0};
+      const auto call = [&](int i) {
+        ops::attention(q, ks[size_t(i % copies)], vs[size_t(i % copies)], sinks, mask, out);
+      };
+      std::printf("series hd=%-4lld T=%-5lld", (long long)hd, (long long)T);
+      for (const DecodeConfig& cfg : configs) {
+        ops::cuda::set_attention_tuning(with_config(saved, cfg));
+        std::printf("  w%d s%d p%d c%d%s%s %6.1f", cfg.warps, cfg.stages, cfg.per_sm, cfg.cluster,
+                    cfg.pdl ? "+pdl" : "", cfg.pairs ? "" : " single", graph_ms(call, copies * 4, 5) * 1e3);
+      }
+      std::printf("\n");
+    }
+  }
+  ops::cuda::set_attention_tuning(saved);
 }
 
 void bench_small_ops() {
@@ -493,7 +625,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       g_quick = true;
     } else {
-      g_only.push_back(argv[i]);  // prefill, decode, small, linear, q8, stack
+      g_only.push_back(argv[i]);  // a section name
     }
   }
   try {
@@ -502,6 +634,11 @@ int main(int argc, char** argv) {
     std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
     if (section("prefill")) bench_prefill_attention();
     if (section("decode")) bench_decode_attention();
+    const auto named = [](const char* n) {
+      return std::find(g_only.begin(), g_only.end(), std::string(n)) != g_only.end();
+    };
+    if (named("decode-series")) bench_decode_series();
+    if (named("decode-sweep")) bench_decode_sweep();
     if (section("small")) bench_small_ops();
     if (section("linear")) {
       const Dims d = kPerception;

@@ -1,7 +1,8 @@
 // Attention on CUDA: picks the kernel for the shape.
 //   BF16, head_dim 64/128, more than kSplitMaxRows query rows: the tensor-core flash kernel.
-//   Otherwise (decode steps, short chunks, F32 parity mode, other head_dims): the split-K kernel,
-//   which spreads the keys of few rows over the whole GPU.
+//   Otherwise (decode steps, short chunks, F32 parity mode, other head_dims): the split-K kernels
+//   of attention_split.cuh, which spread the keys of few rows over the whole GPU (one row with
+//   head_dim 64/128: the decode kernel).
 #include <cmath>
 #include <mutex>
 

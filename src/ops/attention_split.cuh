@@ -9,14 +9,25 @@
 // memory, and with one split the block writes the final row, otherwise (m, l, acc) partials;
 // the last split block of a (row group, head) to finish reduces them (counted with an atomic):
 // out = sum_s 2^(m_s - M) acc_s / L * sigmoid(lse - sink).
+//
+// One query row per sequence (decode, paged decode) with head_dim 64 or 128 takes
+// decode_attention_kernel below instead: lane groups of 8 per key, keys streamed by cp.async.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <mutex>
+#include <type_traits>
+
+#include <cooperative_groups.h>
 
 #include "ops/cuda_common.cuh"
 #include "ops/cuda_tuning.h"
 
 namespace falcon::ops::cuda::attn {
+
+namespace cg = cooperative_groups;
 
 constexpr int kSplitWarps = 4;
 // Keys in flight per warp per step: 8 for one or two query rows (decode: latency-bound, more
@@ -39,6 +50,11 @@ struct ContiguousKeys {
   }
   // Row of the k/v tensors holding key j of the sequence of query row `row` (-1: none).
   __device__ int64_t key_row(int /*row*/, int64_t j) const { return j; }
+  // Keys visible to query row `row`, at most `cap` (the keys that exist).
+  __device__ int num_keys(int row, int cap) const {
+    const int64_t n = last_key(row) + 1;
+    return int(n < cap ? n : cap);
+  }
 };
 
 // Keys in a paged cache: sequence b = query row b, key j in block block_table[b, j / bs].
@@ -64,6 +80,7 @@ struct PagedKeys {
     if (blk < 0 || blk >= num_blocks) return -1;  // a bad table entry masks the key, never reads outside
     return int64_t(blk) * block_size + off;
   }
+  __device__ int num_keys(int row, int /*cap*/) const { return int(last_key(row) + 1); }  // clamped to the table
 };
 
 template <typename T>
@@ -318,10 +335,558 @@ void launch_split_vec(SplitParams<T> p, Keys keys, int rows_per_block) {
   }
 }
 
+// ---- decode: one query row per sequence ------------------------------------------------------
+//
+// Grid (splits, H / HB, rows); a block takes one row, HB query heads sharing one kv head (the
+// GQA pair, so V is read once for both) and one chunk of that row's keys. Lanes work in groups
+// of 8 per key: lane i of a group holds the 16-byte chunks i, i + 8, ... of a head row (HD / 8
+// dims), so a score costs 3 shuffles, not a whole-warp reduction, and a warp scores 4 keys at
+// once. Each group keeps its own online softmax over its keys (U per step) and merges with the
+// others only at the end. Every thread cp.asyncs exactly the chunks it will read itself into its
+// own slots of a ring of STAGES steps in shared memory: STAGES - 1 steps of loads stay in flight
+// while one is computed, and no barrier is needed until the final merge. The split of a row's
+// keys is computed from its length on the device, so the grid depends on the shapes only. The
+// splits merge in a thread-block cluster through distributed shared memory, or as above: the
+// last block to finish reduces partials in global memory.
+constexpr int kDecodeMaxWarps = 8;
+constexpr int kDecodeMaxStages = 8;
+constexpr int kDecodeMaxSplits = 256;
+
+template <typename T>
+struct DecodeParams {
+  const T* q;  // [rows, H, HD]
+  const T* k;  // key rows of H * HD
+  const T* v;  // value rows of K * HD
+  T* out;      // [rows, H, HD]
+  const float* sinks;
+  float* part_o;   // [splits, rows, H, HD]
+  float* part_ml;  // [splits, rows, H, 2]
+  int* done;       // [rows, H / HB]; zero between launches
+  int H, K;
+  int splits, stages;
+  bool cluster;  // the splits of a (row, head group) are one cluster: merge in shared memory
+  int max_keys;  // keys that exist (T, or the block table's capacity)
+  float scale_log2;
+};
+
+__device__ __forceinline__ void decode_cp_async16(void* dst, const void* src, int src_bytes) {
+  const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void decode_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// Waits until at most n of this thread's groups are pending (n is a runtime value: the
+// instruction takes an immediate, hence the switch; uniform across the block).
+__device__ __forceinline__ void decode_cp_async_wait(int n) {
+  switch (n) {
+    case 0: asm volatile("cp.async.wait_group 0;\n" ::: "memory"); break;
+    case 1: asm volatile("cp.async.wait_group 1;\n" ::: "memory"); break;
+    case 2: asm volatile("cp.async.wait_group 2;\n" ::: "memory"); break;
+    case 3: asm volatile("cp.async.wait_group 3;\n" ::: "memory"); break;
+    case 4: asm volatile("cp.async.wait_group 4;\n" ::: "memory"); break;
+    case 5: asm volatile("cp.async.wait_group 5;\n" ::: "memory"); break;
+    case 6: asm volatile("cp.async.wait_group 6;\n" ::: "memory"); break;
+    default: asm volatile("cp.async.wait_group 7;\n" ::: "memory"); break;
+  }
+}
+
+// 16 bytes of T as floats.
+template <typename T>
+__device__ __forceinline__ void unpack16(const uint4& r, float (&f)[16 / sizeof(T)]) {
+  const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+  if constexpr (sizeof(T) == 4) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) f[i] = __uint_as_float(w[i]);
+  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    // bf16 -> f32 is a shift: element 2i sits in the low half of word i.
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      f[2 * i] = __uint_as_float(w[i] << 16);
+      f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 x = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+      f[2 * i] = x.x;
+      f[2 * i + 1] = x.y;
+    }
+  }
+}
+
+template <typename T, int HD, int HB>
+struct DecodeShape {
+  static constexpr int E = 16 / int(sizeof(T));            // elements per 16-byte chunk
+  static constexpr int LC = HD * int(sizeof(T)) / 128;     // chunks per lane per head row
+  static constexpr int D = LC * E;                         // dims per lane (HD / 8)
+  static constexpr int U = sizeof(T) == 4 ? 1 : 2;         // keys per lane group per step
+  static constexpr int SLOTS = U * (HB + 1) * LC;          // 16-byte ring slots per thread per stage
+  static_assert(LC >= 1 && HD * int(sizeof(T)) % 128 == 0, "a head row must split into 8 lanes of whole chunks");
+};
+
+template <typename T, int HD, int HB, typename Keys>
+__global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(DecodeParams<T> p, Keys keys) {
+  using Sh = DecodeShape<T, HD, HB>;
+  constexpr int E = Sh::E, LC = Sh::LC, D = Sh::D, U = Sh::U, SLOTS = Sh::SLOTS;
+  extern __shared__ uint4 ring[];  // [stage][slot][thread]: each thread's slots are its own
+  const int nt = int(blockDim.x), tid = int(threadIdx.x);
+  const int gl = tid & 7, grp = tid >> 3, warp = tid >> 5, lane = tid & 31, nwarps = nt >> 5;
+  const int split = int(blockIdx.x), hg = int(blockIdx.y), row = int(blockIdx.z), rows = int(gridDim.z);
+  const int H = p.H, h0 = hg * HB, kvh = h0 / (H / p.K);
+  const int S = p.stages, step = (nt >> 3) * U;
+  // Launched as a programmatic dependent: nothing before this point reads memory.
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+
+  // This split's keys: the row's n keys cut into `splits` equal chunks (n lives on the device).
+  int n = keys.num_keys(row, p.max_keys);
+  if (n < 0) n = 0;
+  const int chunk = int((int64_t(n) + p.splits - 1) / p.splits);
+  const int c0 = int(int64_t(split) * chunk < n ? int64_t(split) * chunk : n);
+  const int c1 = int(int64_t(c0) + chunk < n ? int64_t(c0) + chunk : n);
+  const int iters = (c1 - c0 + step - 1) / step;
+
+  float qv[HB][D];
+#pragma unroll
+  for (int hh = 0; hh < HB; ++hh) {
+    const T* qp = p.q + (int64_t(row) * H + h0 + hh) * HD;
+#pragma unroll
+    for (int i = 0; i < LC; ++i) {
+      float f[E];
+      unpack16<T>(*reinterpret_cast<const uint4*>(qp + (gl + 8 * i) * E), f);
+#pragma unroll
+      for (int e = 0; e < E; ++e) qv[hh][i * E + e] = f[e] * p.scale_log2;
+    }
+  }
+
+  const int64_t kstride = int64_t(H) * HD, vstride = int64_t(p.K) * HD;
+  uint32_t okbits = 0;  // bit stage * U + u: key u of the step held by that stage exists
+  const auto issue = [&](int it, int stage) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int j = c0 + it * step + grp * U + u;
+      const int64_t r = j < c1 ? keys.key_row(row, j) : -1;
+      const bool ok = r >= 0;
+      const uint32_t bit = 1u << (stage * U + u);
+      okbits = ok ? (okbits | bit) : (okbits & ~bit);
+      // A missing key is zero-filled (src size 0 reads nothing): its value row then adds 0, never NaN.
+      const T* kp = ok ? p.k + r * kstride + int64_t(h0) * HD : p.k;
+      const T* vp = ok ? p.v + r * vstride + int64_t(kvh) * HD : p.v;
+      const int bytes = ok ? 16 : 0;
+      uint4* dst = ring + int64_t(stage * SLOTS + u * (HB + 1) * LC) * nt + tid;
+#pragma unroll
+      for (int hh = 0; hh < HB; ++hh) {
+#pragma unroll
+        for (int i = 0; i < LC; ++i) {
+          decode_cp_async16(dst + (hh * LC + i) * nt, kp + hh * HD + (gl + 8 * i) * E, bytes);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < LC; ++i) decode_cp_async16(dst + (HB * LC + i) * nt, vp + (gl + 8 * i) * E, bytes);
+    }
+  };
+
+  float m[HB], l[HB], acc[HB][D];
+#pragma unroll
+  for (int hh = 0; hh < HB; ++hh) {
+    m[hh] = -INFINITY;
+    l[hh] = 0.f;
+#pragma unroll
+    for (int d = 0; d < D; ++d) acc[hh][d] = 0.f;
+  }
+
+  int in_stage = 0;
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < iters) issue(s, in_stage);
+    decode_cp_async_commit();  // empty groups keep the count uniform
+    in_stage = in_stage + 1 == S ? 0 : in_stage + 1;
+  }
+  int stage = 0;
+  for (int it = 0; it < iters; ++it) {
+    // Refill the stage computed last step (this thread read it: its loads are done).
+    if (it + S - 1 < iters) issue(it + S - 1, in_stage);
+    decode_cp_async_commit();
+    in_stage = in_stage + 1 == S ? 0 : in_stage + 1;
+    decode_cp_async_wait(S - 1);  // this thread's copies for step `it` have landed
+
+    const uint4* src = ring + int64_t(stage * SLOTS) * nt + tid;
+    float s[HB][U], vf[U][D];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+#pragma unroll
+      for (int hh = 0; hh < HB; ++hh) {
+        float d0 = 0.f, d1 = 0.f;  // two chains: the FMA latency, not its throughput, bounds one
+#pragma unroll
+        for (int i = 0; i < LC; ++i) {
+          float f[E];
+          unpack16<T>(src[((u * (HB + 1) + hh) * LC + i) * nt], f);
+#pragma unroll
+          for (int e = 0; e < E; e += 2) {
+            d0 = fmaf(qv[hh][i * E + e], f[e], d0);
+            d1 = fmaf(qv[hh][i * E + e + 1], f[e + 1], d1);
+          }
+        }
+        s[hh][u] = d0 + d1;
+      }
+#pragma unroll
+      for (int i = 0; i < LC; ++i) {
+        float f[E];
+        unpack16<T>(src[((u * (HB + 1) + HB) * LC + i) * nt], f);
+#pragma unroll
+        for (int e = 0; e < E; ++e) vf[u][i * E + e] = f[e];
+      }
+    }
+#pragma unroll
+    for (int o = 1; o < 8; o <<= 1) {
+#pragma unroll
+      for (int hh = 0; hh < HB; ++hh) {
+#pragma unroll
+        for (int u = 0; u < U; ++u) s[hh][u] += __shfl_xor_sync(0xffffffffu, s[hh][u], o);
+      }
+    }
+#pragma unroll
+    for (int hh = 0; hh < HB; ++hh) {
+      float mx = m[hh];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        if (!((okbits >> (stage * U + u)) & 1u)) s[hh][u] = -INFINITY;
+        mx = fmaxf(mx, s[hh][u]);
+      }
+      if (mx == -INFINITY) continue;  // nothing visible to this group yet
+      if (mx > m[hh]) {               // rescale only when the max moves (rarely after the first keys)
+        const float alpha = exp2f(m[hh] - mx);
+        l[hh] *= alpha;
+#pragma unroll
+        for (int d = 0; d < D; ++d) acc[hh][d] *= alpha;
+        m[hh] = mx;
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const float pr = exp2f(s[hh][u] - mx);
+        l[hh] += pr;
+#pragma unroll
+        for (int d = 0; d < D; ++d) acc[hh][d] = fmaf(pr, vf[u][d], acc[hh][d]);
+      }
+    }
+    stage = stage + 1 == S ? 0 : stage + 1;
+  }
+  decode_cp_async_wait(0);
+
+  // Merge the 4 lane groups of each warp (lanes i, i + 8, i + 16, i + 24 hold the same dims).
+#pragma unroll
+  for (int hh = 0; hh < HB; ++hh) {
+    float M = fmaxf(m[hh], __shfl_xor_sync(0xffffffffu, m[hh], 8));
+    M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, 16));
+    const float f = m[hh] == -INFINITY ? 0.f : exp2f(m[hh] - M);
+    l[hh] *= f;
+    l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], 8);
+    l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], 16);
+#pragma unroll
+    for (int d = 0; d < D; ++d) {
+      float a = acc[hh][d] * f;
+      a += __shfl_xor_sync(0xffffffffu, a, 8);
+      a += __shfl_xor_sync(0xffffffffu, a, 16);
+      acc[hh][d] = a;
+    }
+    m[hh] = M;
+  }
+  // Then the warps, in shared memory (the ring is free once every thread is past its loop).
+  float* sm_ml = reinterpret_cast<float*>(ring);  // [warps][HB][2]
+  float* sm_acc = sm_ml + nwarps * HB * 2;         // [warps][HB][HD]
+  float* res_ml = sm_acc + nwarps * HB * HD;       // [HB][2]: the block's result, for the cluster merge
+  float* res_acc = res_ml + HB * 2;                // [HB][HD]
+  __syncthreads();
+  if (lane < 8) {
+#pragma unroll
+    for (int hh = 0; hh < HB; ++hh) {
+      if (lane == 0) {
+        sm_ml[(warp * HB + hh) * 2] = m[hh];
+        sm_ml[(warp * HB + hh) * 2 + 1] = l[hh];
+      }
+#pragma unroll
+      for (int i = 0; i < LC; ++i) {
+#pragma unroll
+        for (int e = 0; e < E; ++e) sm_acc[(warp * HB + hh) * HD + (gl + 8 * i) * E + e] = acc[hh][i * E + e];
+      }
+    }
+  }
+  __syncthreads();
+  for (int idx = tid; idx < HB * HD; idx += nt) {
+    const int hh = idx / HD, d = idx % HD;
+    float M = -INFINITY;
+    for (int w = 0; w < nwarps; ++w) M = fmaxf(M, sm_ml[(w * HB + hh) * 2]);
+    float L = 0.f, A = 0.f;
+    if (M != -INFINITY) {
+      for (int w = 0; w < nwarps; ++w) {
+        const float f = exp2f(sm_ml[(w * HB + hh) * 2] - M);
+        L += f * sm_ml[(w * HB + hh) * 2 + 1];
+        A += f * sm_acc[(w * HB + hh) * HD + d];
+      }
+    }
+    const int64_t o = (int64_t(row) * H + h0 + hh) * HD + d;
+    if (p.splits == 1) {
+      p.out[o] = from_f32<T>(A * gate_factor(M, L, p.sinks[h0 + hh]));
+    } else if (p.cluster) {
+      res_acc[idx] = A;
+      if (d == 0) {
+        res_ml[hh * 2] = M;
+        res_ml[hh * 2 + 1] = L;
+      }
+    } else {
+      const int64_t part = (int64_t(split) * rows + row) * H + h0 + hh;
+      p.part_o[part * HD + d] = A;
+      if (d == 0) {
+        p.part_ml[part * 2] = M;
+        p.part_ml[part * 2 + 1] = L;
+      }
+    }
+  }
+  if (p.splits == 1) return;
+
+  if (p.cluster) {
+    // The splits of this (row, head group) form one thread-block cluster: they merge through
+    // distributed shared memory, each block reducing a slice of the outputs over all the
+    // blocks' results (no partials in global memory, no counter, no fences).
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();  // every block's result is in its shared memory
+    const int ns = p.splits, rank = int(cluster.block_rank());
+    const int per = (HB * HD + ns - 1) / ns;
+    const int end = (rank + 1) * per < HB * HD ? (rank + 1) * per : HB * HD;
+    for (int idx = rank * per + tid; idx < end; idx += nt) {
+      const int hh = idx / HD;
+      float M = -INFINITY;
+      for (int r = 0; r < ns; ++r) M = fmaxf(M, cluster.map_shared_rank(res_ml, r)[hh * 2]);
+      float L = 0.f, A = 0.f;
+      if (M != -INFINITY) {
+        for (int r = 0; r < ns; ++r) {
+          const float* ml = cluster.map_shared_rank(res_ml, r);
+          const float f = exp2f(ml[hh * 2] - M);
+          L += f * ml[hh * 2 + 1];
+          A += f * cluster.map_shared_rank(res_acc, r)[idx];
+        }
+      }
+      p.out[(int64_t(row) * H + h0) * HD + idx] = from_f32<T>(A * gate_factor(M, L, p.sinks[h0 + hh]));
+    }
+    cluster.sync();  // the other blocks read this block's shared memory until here
+    return;
+  }
+
+  // The last split block of this (row, head group) merges the partials (one launch per call).
+  __shared__ bool is_last;
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    int* counter = p.done + int64_t(row) * gridDim.y + hg;
+    is_last = atomicAdd(counter, 1) == p.splits - 1;
+    if (is_last) *counter = 0;  // ready for the next launch (and graph replay)
+  }
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  const int ns = p.splits;
+  constexpr int O4 = HB * HD / 4;
+  const int parts = nt / O4 > 0 ? nt / O4 : 1;
+  float* accp = reinterpret_cast<float*>(ring);  // [parts][HB * HD] (16-byte aligned: float4 stores)
+  float* wgt = accp + parts * (HB * HD);         // [HB][splits]: m_s, then 2^(m_s - M)
+  float* rowml = wgt + HB * ns;                  // [HB][2]: M, L
+  // Warp hh reduces head hh's (m, l) with lanes over the splits: no serial loop over L2 reads.
+  if (warp < HB) {
+    const int hh = warp;
+    float Ml = -INFINITY, Ll = 0.f;
+    for (int sp = lane; sp < ns; sp += 32) {
+      const float* ml = p.part_ml + ((int64_t(sp) * rows + row) * H + h0 + hh) * 2;
+      const float ms = __ldcg(ml), ls = __ldcg(ml + 1);
+      wgt[hh * ns + sp] = ms;
+      const float Mn = fmaxf(Ml, ms);
+      if (Mn != -INFINITY) {
+        Ll = (Ml == -INFINITY ? 0.f : Ll * exp2f(Ml - Mn)) + (ms == -INFINITY ? 0.f : ls * exp2f(ms - Mn));
+        Ml = Mn;
+      }
+    }
+    float M = Ml;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+    const float L = warp_sum(Ml == -INFINITY ? 0.f : Ll * exp2f(Ml - M));
+    __syncwarp();
+    for (int sp = lane; sp < ns; sp += 32) {
+      const float ms = wgt[hh * ns + sp];
+      wgt[hh * ns + sp] = ms == -INFINITY ? 0.f : exp2f(ms - M);
+    }
+    if (lane == 0) {
+      rowml[hh * 2] = M;
+      rowml[hh * 2 + 1] = L;
+    }
+  }
+  __syncthreads();
+  // Partial outputs: float4 per thread, the splits shared out over `parts` threads per float4
+  // so that all the loads are in flight at once.
+  if (tid < parts * O4) {
+    const int o4 = tid % O4, part = tid / O4;
+    const int hh = o4 * 4 / HD, d = o4 * 4 % HD;
+    float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+    for (int sp = part; sp < ns; sp += parts) {
+      const float w = wgt[hh * ns + sp];
+      const float4 x =
+          __ldcg(reinterpret_cast<const float4*>(p.part_o + ((int64_t(sp) * rows + row) * H + h0 + hh) * HD + d));
+      a.x = fmaf(w, x.x, a.x);
+      a.y = fmaf(w, x.y, a.y);
+      a.z = fmaf(w, x.z, a.z);
+      a.w = fmaf(w, x.w, a.w);
+    }
+    *reinterpret_cast<float4*>(accp + part * (HB * HD) + o4 * 4) = a;
+  }
+  __syncthreads();
+  for (int idx = tid; idx < HB * HD; idx += nt) {
+    const int hh = idx / HD;
+    float A = 0.f;
+    for (int part = 0; part < parts; ++part) A += accp[part * (HB * HD) + idx];
+    const float gate = gate_factor(rowml[hh * 2], rowml[hh * 2 + 1], p.sinks[h0 + hh]);
+    p.out[(int64_t(row) * H + h0) * HD + idx] = from_f32<T>(A * gate);
+  }
+}
+
+template <typename T, int HD, int HB>
+size_t decode_smem_bytes(int warps, int stages) {
+  using Sh = DecodeShape<T, HD, HB>;
+  const size_t nt = size_t(warps) * 32;
+  const size_t ring = size_t(stages) * Sh::SLOTS * nt * 16;
+  const size_t merge = size_t(warps + 1) * HB * (HD + 2) * sizeof(float);
+  const size_t o4 = HB * HD / 4, parts = nt / o4 > 0 ? nt / o4 : 1;
+  const size_t combine = (parts * HB * HD + size_t(HB) * kDecodeMaxSplits + 2 * HB) * sizeof(float);
+  return std::max({ring, merge, combine});
+}
+
+template <typename T, int HD, int HB, typename Keys>
+void launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, bool few_rows) {
+  using Sh = DecodeShape<T, HD, HB>;
+  const AttentionTuning t = attention_tuning();
+  const auto kernel = decode_attention_kernel<T, HD, HB, Keys>;
+  static int optin = 0;  // dynamic shared memory the kernel may use: the device's opt-in limit
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    int dev = 0;
+    FALCON_CUDA_CHECK(cudaGetDevice(&dev));
+    FALCON_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    cudaFuncAttributes attr{};
+    FALCON_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
+    optin -= int(attr.sharedSizeBytes);  // less its static shared memory
+    FALCON_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin));
+  });
+  // Defaults, the best of the sweep on the H100 (docs/cuda.md). Few rows (latency-bound): one
+  // block of 8 warps per SM; with contiguous keys 8 splits merged in a cluster, paged keys 16
+  // splits merged in global memory (each paged block starts with two dependent loads, length
+  // and table, and the cluster's cap of 8 splits made it slower). Many rows (bandwidth-bound):
+  // 4 warps, no split once the rows fill the SMs. Two stages: more bought nothing.
+  const int warps = std::clamp(t.decode_warps > 0 ? t.decode_warps : few_rows ? 8 : 4, 2, kDecodeMaxWarps);
+  int stages = std::clamp(t.decode_stages > 0 ? t.decode_stages : 2, 2, kDecodeMaxStages);
+  const int cluster =
+      t.decode_cluster >= 0 ? t.decode_cluster : few_rows && std::is_same_v<Keys, ContiguousKeys> ? 8 : 0;
+  while (stages > 2 && decode_smem_bytes<T, HD, HB>(warps, stages) > size_t(optin)) --stages;
+  const size_t smem = decode_smem_bytes<T, HD, HB>(warps, stages);
+  p.stages = stages;
+
+  // Splits: enough blocks for per_sm per multiprocessor, at least one step of keys each.
+  const int per_sm = t.decode_blocks_per_sm > 0 ? t.decode_blocks_per_sm : few_rows ? 1 : 2;
+  const int64_t groups = int64_t(rows) * (p.H / HB);
+  int64_t splits = int64_t(sm_count()) * per_sm / groups;
+  const int64_t step = int64_t(warps) * 4 * Sh::U;  // keys per step of a block
+  splits = std::min<int64_t>(splits, (max_keys + step - 1) / step);
+  splits = std::clamp<int64_t>(splits, 1, kDecodeMaxSplits);
+  // Cluster merge: at most decode_cluster splits, if clusters of that size fit on the device.
+  p.cluster = false;
+  if (cluster > 1 && splits > 1 && compute_capability() >= 90) {
+    const int cs = int(std::min<int64_t>(splits, std::min(cluster, 16)));
+    static std::atomic<int> fits[kDecodeMaxWarps + 1][kDecodeMaxStages + 1][17];  // 0 unknown, 1 no, 2 yes
+    int f = fits[warps][stages][cs].load(std::memory_order_relaxed);
+    if (f == 0) {
+      if (cs > 8) FALCON_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+      cudaLaunchConfig_t cfg{};
+      cfg.gridDim = dim3(unsigned(cs), unsigned(p.H / HB), unsigned(rows));
+      cfg.blockDim = dim3(unsigned(warps * 32));
+      cfg.dynamicSmemBytes = smem;
+      cudaLaunchAttribute attr{};
+      attr.id = cudaLaunchAttributeClusterDimension;
+      attr.val.clusterDim.x = unsigned(cs);
+      attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+      cfg.attrs = &attr;
+      cfg.numAttrs = 1;
+      int clusters = 0;
+      const cudaError_t e = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg);
+      if (e != cudaSuccess) cudaGetLastError();  // not supported: the global merge
+      f = e == cudaSuccess && clusters > 0 ? 2 : 1;
+      fits[warps][stages][cs].store(f, std::memory_order_relaxed);
+    }
+    if (f == 2) {
+      splits = cs;
+      p.cluster = true;
+    }
+  }
+  p.splits = int(splits);
+  if (splits > 1 && !p.cluster) {
+    const size_t n = size_t(splits) * size_t(rows) * size_t(p.H);
+    auto* buf = static_cast<float*>(scratch(Scratch::AttentionPartials, n * size_t(HD + 2) * sizeof(float)));
+    p.part_o = buf;
+    p.part_ml = buf + n * size_t(HD);
+    p.done = static_cast<int*>(scratch(Scratch::AttentionCounters, size_t(groups) * sizeof(int)));
+  }
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(unsigned(splits), unsigned(p.H / HB), unsigned(rows));
+  cfg.blockDim = dim3(unsigned(warps * 32));
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream();
+  cudaLaunchAttribute attrs[2]{};
+  if (p.cluster) {
+    attrs[cfg.numAttrs].id = cudaLaunchAttributeClusterDimension;
+    attrs[cfg.numAttrs].val.clusterDim.x = unsigned(splits);
+    attrs[cfg.numAttrs].val.clusterDim.y = attrs[cfg.numAttrs].val.clusterDim.z = 1;
+    ++cfg.numAttrs;
+  }
+  if (t.decode_pdl && compute_capability() >= 90) {
+    // Programmatic dependent launch: the blocks may start while the previous kernel finishes;
+    // they wait for it (griddepcontrol.wait) before reading anything.
+    attrs[cfg.numAttrs].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attrs[cfg.numAttrs].val.programmaticStreamSerializationAllowed = 1;
+    ++cfg.numAttrs;
+  }
+  cfg.attrs = attrs;
+  FALCON_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p, keys));
+}
+
+// One query row per sequence through decode_attention_kernel when the shape allows it (head_dim
+// 64 or 128, 16-byte aligned q, k, v); false: the caller uses the general split kernel.
+template <typename T, typename Keys>
+bool run_decode_attention(const SplitParams<T>& sp, Keys keys, int64_t max_keys) {
+  if (!attention_tuning().decode_kernel) return false;
+  if ((sp.hd != 64 && sp.hd != 128) || sp.K <= 0 || sp.H % sp.K != 0 || sp.rows > 65535) return false;
+  if (!aligned_to(sp.q, 16) || !aligned_to(sp.k, 16) || !aligned_to(sp.v, 16)) return false;
+  DecodeParams<T> p{};
+  p.q = sp.q;
+  p.k = sp.k;
+  p.v = sp.v;
+  p.out = sp.out;
+  p.sinks = sp.sinks;
+  p.H = sp.H;
+  p.K = sp.K;
+  p.max_keys = int(max_keys);
+  p.scale_log2 = sp.scale_log2;
+  const int G = sp.H / sp.K;
+  const bool few_rows = int64_t(sp.rows) * (G % 2 == 0 ? sp.H / 2 : sp.H) < sm_count();
+  // Two query heads of one kv head per block read their V rows once.
+  const bool pair = G % 2 == 0 && attention_tuning().decode_pairs;
+  if (sp.hd == 128) {
+    pair ? launch_decode<T, 128, 2>(p, keys, sp.rows, max_keys, few_rows)
+         : launch_decode<T, 128, 1>(p, keys, sp.rows, max_keys, few_rows);
+  } else {
+    pair ? launch_decode<T, 64, 2>(p, keys, sp.rows, max_keys, few_rows)
+         : launch_decode<T, 64, 1>(p, keys, sp.rows, max_keys, few_rows);
+  }
+  return true;
+}
+
 // Runs the split kernel: picks the per-lane vector width from head_dim and the alignment of
 // the tensors, and the scratch for the partials. rows_per_block is 1, 2, 4 or 8.
 template <typename T, typename Keys>
 void run_split_attention(SplitParams<T> p, Keys keys, int rows_per_block, int64_t max_keys) {
+  if (rows_per_block == 1 && run_decode_attention(p, keys, max_keys)) return;
   const int64_t groups = (p.rows + rows_per_block - 1) / rows_per_block;
   choose_splits(max_keys, int64_t(p.H) * groups, p.hd, p.splits, p.chunk);
   if (p.splits > 1) {

@@ -18,6 +18,23 @@ struct AttentionTuning {
   // The split-K grid aims at this many blocks per multiprocessor; 0: 8 for head_dim <= 64 and
   // 4 above (the best of 4/8/16/32 for each on the H100, docs/cuda.md).
   int split_blocks_per_sm = 0;
+  // One query row per sequence (decode, paged decode), head_dim 64/128: decode_attention_kernel
+  // (false: the general split kernel above). Its settings, 0 (or -1) for the measured best of
+  // the regime (docs/cuda.md): "few rows" when the (row, kv head) pairs do not fill the SMs
+  // (B <= 16 at H = 16, K = 8: latency-bound), else "many rows" (bandwidth-bound).
+  bool decode_kernel = true;
+  int decode_warps = 0;          // warps per block, 2..8 (few rows 8, many rows 4)
+  int decode_stages = 0;         // cp.async ring stages, 2..8 (2; fewer if shared memory runs out)
+  int decode_blocks_per_sm = 0;  // the split count fills this many blocks per SM (few rows 1, many rows 2)
+  // > 1: at most this many splits (<= 16), the splits of a (row, head group) one thread-block
+  // cluster merging in distributed shared memory; 0: partials in global memory merged by the
+  // last block to finish; -1: 8 for few rows of contiguous keys, else 0.
+  int decode_cluster = -1;
+  // Blocks take the pair of query heads sharing a kv head (V read once); false: one head.
+  bool decode_pairs = true;
+  // Launch the decode kernel as a programmatic dependent of the previous kernel (its blocks
+  // start early and wait for it on the device; ~0.3 us per call in the benchmark).
+  bool decode_pdl = false;
 };
 
 void set_attention_tuning(const AttentionTuning& t);

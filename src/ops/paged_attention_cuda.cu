@@ -1,6 +1,7 @@
-// Paged KV cache on CUDA: a scatter kernel for the writes, and the split-K decode kernel of
-// attention_split.cuh reading keys through the block table. The grid depends only on the
-// table's shape (B, max_blocks), never on the lengths, so a captured graph replays at any length.
+// Paged KV cache on CUDA: a scatter kernel for the writes, and the decode kernel of
+// attention_split.cuh (other head_dims: its split kernel) reading keys through the block
+// table. The grid depends only on the table's shape (B, max_blocks), never on the lengths, so a
+// captured graph replays at any length.
 #include <cmath>
 
 #include "ops/attention_split.cuh"

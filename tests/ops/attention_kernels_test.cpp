@@ -112,10 +112,13 @@ const Case kPrefillCases[] = {
 
 // Decode and short chunks through the split-K path: one row over thousands of keys, a few rows,
 // a chunk of rows just under the prefill threshold, head_dims the tensor cores do not take.
+// One-row cases with head_dim 64/128 take the CUDA decode kernel: query heads per kv head 1
+// (one head per block), 2 and 4 (pairs sharing V), 3 (odd: one head per block); T = 1.
 const Case kDecodeCases[] = {
     {1, 3199, 16, 8, 128, 5, 3077}, {1, 2000, 4, 2, 64, 0, 0},  {7, 500, 4, 2, 128, 3, 480},
     {3, 900, 4, 4, 24, 1, 20},      {60, 700, 2, 1, 128, 5, 740}, {2, 1500, 8, 2, 32, 0, 0},
-    {1, 0, 2, 1, 128, 0, 0},
+    {1, 0, 2, 1, 128, 0, 0},        {1, 1234, 4, 4, 128, 0, 0},   {1, 777, 8, 2, 128, 0, 0},
+    {1, 1500, 6, 2, 64, 0, 0},      {1, 40, 16, 8, 64, 0, 0},
 };
 
 TEST_P(AttentionKernelsTest, PrefillMatchesReference) {
@@ -176,6 +179,48 @@ TEST_P(AttentionKernelsTest, DecodeMatchesReference) {
     }
   }
 }
+
+#ifdef FALCON_HAS_CUDA
+// Every decode-kernel setting the tuning can select (warps, ring stages, split counts from one
+// to the most the keys allow, global or cluster merges) and the general split kernel compute
+// the same function.
+TEST_P(AttentionKernelsTest, EveryCudaDecodeVariantMatches) {
+  const Device dev = GetParam();
+  if (dev != Device::CUDA) GTEST_SKIP() << "CUDA kernel variants";
+  const ops::cuda::AttentionTuning saved = ops::cuda::attention_tuning();
+  struct Variant {
+    bool decode;
+    int warps, stages, per_sm, cluster;
+    bool pairs = true;
+  };
+  const Variant variants[] = {{false, 4, 4, 0, 0}, {true, 2, 2, 0, 0},  {true, 4, 3, 1, 0},  {true, 8, 4, 0, 0},
+                              {true, 8, 8, 64, 0}, {true, 2, 6, 64, 0}, {true, 4, 4, 2, 0},  {true, 8, 2, 1, 16},
+                              {true, 4, 4, 0, 8},  {true, 2, 3, 64, 16}, {true, 8, 4, 64, 3},
+                              {true, 8, 2, 1, 8, false}};
+  const Case cases[] = {{1, 3199, 16, 8, 128, 5, 3077}, {1, 2000, 4, 2, 64, 0, 0}, {1, 1234, 4, 4, 128, 0, 0},
+                        {1, 5, 4, 4, 64, 0, 0}};
+  uint64_t seed = 1900;
+  for (const Variant& var : variants) {
+    ops::cuda::AttentionTuning t = saved;
+    t.decode_kernel = var.decode;
+    t.decode_warps = var.warps;
+    t.decode_stages = var.stages;
+    t.decode_blocks_per_sm = var.per_sm;
+    t.decode_cluster = var.cluster;
+    t.decode_pairs = var.pairs;
+    ops::cuda::set_attention_tuning(t);
+    for (const DType dtype : {DType::F32, DType::BF16}) {
+      for (const Case& c : cases) {
+        const double err = run_case(dev, dtype, c, seed += 4);
+        EXPECT_LT(err, dtype == DType::F32 ? 1e-5 : 1e-2)
+            << dtype_name(dtype) << " decode=" << var.decode << " warps=" << var.warps << " stages=" << var.stages
+            << " per_sm=" << var.per_sm << " cluster=" << var.cluster << " pairs=" << var.pairs << " " << c.what();
+      }
+    }
+  }
+  ops::cuda::set_attention_tuning(saved);
+}
+#endif
 
 // Scores spread over hundreds (one key dominating, the sink near lse) must not overflow or lose
 // the gate. The f32 rounding of such scores alone is ~1e-5 of the output, hence 1e-4 here.

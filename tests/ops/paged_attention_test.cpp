@@ -10,6 +10,9 @@
 #include <vector>
 
 #include "test_support.h"
+#ifdef FALCON_HAS_CUDA
+#include "ops/cuda_tuning.h"
+#endif
 
 namespace falcon {
 namespace {
@@ -110,11 +113,21 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
       {{3200}, 16, 8, 128, 16},
       {{5, 33, 1000, 1, 70, 129}, 16, 8, 64, 32},
       {{40, 7}, 4, 4, 24, 8},
+      // head_dim 64/128 on CUDA: the decode kernel (empty and one-key rows, one head per block
+      // when H == K, pairs sharing V otherwise, a block size that is not a power of two).
+      {{0, 1, 300, 1300, 16, 17}, 16, 8, 128, 16},
+      {{900, 3, 0, 64}, 8, 8, 64, 16},
+      {{250, 600}, 8, 2, 128, 24},
   };
+  // Many rows (40 x 8 (row, kv head) pairs fill the SMs: the CUDA kernel's other regime).
+  Batch many{{}, 16, 8, 128, 16};
+  for (int i = 0; i < 40; ++i) many.lens.push_back(i == 7 ? 0 : 1 + (i * 53) % 300);
+  std::vector<Batch> all(std::begin(batches), std::end(batches));
+  all.push_back(many);
   uint64_t seed = 1;
   for (const DType dtype : {DType::F32, DType::BF16}) {
     if (!computes_in(dev, dtype)) continue;
-    for (const Batch& b : batches) {
+    for (const Batch& b : all) {
       const double err = run_batch(dev, dtype, b, seed += 100);
       std::printf("[ error    ] paged_attention %s %s B=%zu hd=%lld: rel_l2 %.2e\n", device_name(dev), dtype_name(dtype),
                   b.lens.size(), (long long)b.hd, err);
@@ -123,6 +136,66 @@ TEST_P(PagedAttentionTest, MatchesDenseReference) {
     }
   }
 }
+
+#ifdef FALCON_HAS_CUDA
+// Every decode-kernel setting (warps, stages, splits, merges) and the general split kernel agree.
+TEST_P(PagedAttentionTest, EveryCudaDecodeVariantMatches) {
+  const Device dev = GetParam();
+  if (dev != Device::CUDA) GTEST_SKIP() << "CUDA kernel variants";
+  const ops::cuda::AttentionTuning saved = ops::cuda::attention_tuning();
+  struct Variant {
+    bool decode;
+    int warps, stages, per_sm, cluster;
+    bool pairs = true;
+  };
+  const Variant variants[] = {{false, 4, 4, 0, 0}, {true, 2, 2, 0, 0},  {true, 4, 3, 1, 0},  {true, 8, 4, 0, 0},
+                              {true, 8, 8, 64, 0}, {true, 2, 6, 64, 0}, {true, 8, 2, 1, 16}, {true, 4, 4, 64, 8},
+                              {true, 4, 2, 0, 0, false}};
+  const Batch batches[] = {{{0, 1, 300, 1300, 16, 17}, 16, 8, 128, 16}, {{5, 33, 1000, 1, 70, 129}, 16, 8, 64, 32}};
+  uint64_t seed = 7000;
+  for (const Variant& var : variants) {
+    ops::cuda::AttentionTuning t = saved;
+    t.decode_kernel = var.decode;
+    t.decode_warps = var.warps;
+    t.decode_stages = var.stages;
+    t.decode_blocks_per_sm = var.per_sm;
+    t.decode_cluster = var.cluster;
+    t.decode_pairs = var.pairs;
+    ops::cuda::set_attention_tuning(t);
+    for (const DType dtype : {DType::F32, DType::BF16}) {
+      for (const Batch& b : batches) {
+        const double err = run_batch(dev, dtype, b, seed += 100);
+        EXPECT_LT(err, dtype == DType::F32 ? 1e-5 : 1e-2)
+            << dtype_name(dtype) << " decode=" << var.decode << " warps=" << var.warps << " stages=" << var.stages
+            << " per_sm=" << var.per_sm << " cluster=" << var.cluster << " pairs=" << var.pairs << " hd=" << b.hd;
+      }
+    }
+  }
+  ops::cuda::set_attention_tuning(saved);
+}
+
+// On CUDA an out-of-range block id masks its keys (no host check): the row attends to the
+// keys of its valid blocks only.
+TEST_P(PagedAttentionTest, CudaMasksBadBlockIds) {
+  const Device dev = GetParam();
+  if (dev != Device::CUDA) GTEST_SKIP() << "the CPU rejects bad tables";
+  const int64_t H = 4, K = 2, hd = 128, bs = 16, blocks = 4;
+  Tensor k = test::random_tensor({blocks * bs, H, hd}, 3, -2, 2), v = test::random_tensor({blocks * bs, K, hd}, 4);
+  Tensor q = test::random_tensor({1, H, hd}, 5, -2, 2), sinks = test::random_tensor({H}, 6, -3, 3);
+  Tensor table = Tensor::empty({1, 3}, DType::I32), lens = Tensor::empty({1}, DType::I32);
+  table.data<int32_t>()[0] = 2;
+  table.data<int32_t>()[1] = 1000;  // no such block
+  table.data<int32_t>()[2] = -5;
+  lens.data<int32_t>()[0] = 40;
+  Tensor want = Tensor::empty({1, H, hd}, DType::F32);
+  reference_row(q.data<float>(), k.data<float>() + 2 * bs * H * hd, v.data<float>() + 2 * bs * K * hd, bs, H, K, hd,
+                sinks.data<float>(), want.data<float>());
+  Tensor out = Tensor::zeros({1, H, hd}, DType::F32, dev);
+  ops::paged_attention(q.to(dev), k.reshape({blocks, bs, H, hd}).to(dev), v.reshape({blocks, bs, K, hd}).to(dev),
+                       table.to(dev), lens.to(dev), sinks.to(dev), out);
+  EXPECT_LT(test::rel_l2(out.to(Device::CPU), want), 1e-5);
+}
+#endif
 
 TEST_P(PagedAttentionTest, WriteLandsInItsSlotOnly) {
   const Device dev = GetParam();
