@@ -129,7 +129,8 @@ struct Args {
   const float* in_scale;
   const float* in_shift;
   float2* partials;  // [Co][tiles_n] (mean, M2) per tile, or null
-  int ci, H, W, co, Wo, P, K, kk, pad, tiles_n;
+  float* split_out;  // split-K: [splits][Co][P] raw sums (no bias, no accumulate), or null
+  int ci, H, W, co, Wo, P, K, kk, pad, tiles_n, k_per_split;
   bool reflect, silu, accumulate, vec_a, vec_b, vec_out;
 };
 
@@ -256,9 +257,11 @@ __device__ __forceinline__ void load_b(const Args& p, int n0, int k0, int oy, in
   }
 }
 
+// The result is rounded to TF32 (2^-11) right after, so SiLU takes the fast exponential and
+// reciprocal (errors ~2^-21): the accurate ones cost more than the MMAs of the tile.
 __device__ __forceinline__ float transform(float v, float s, float t, bool silu) {
   v = fmaf(v, s, t);
-  return silu ? v / (1.f + expf(-v)) : v;
+  return silu ? v * __frcp_rn(1.f + __expf(-v)) : v;
 }
 
 // Stores what load_b read, through the fused input transform (1x1 only: channel = row), as TF32.
@@ -290,7 +293,7 @@ __device__ __forceinline__ void store_b(const Args& p, int n0, int k0, float* Bs
   }
 }
 
-template <int KS>
+template <int KS, bool SPLIT>
 __global__ void __launch_bounds__(kThreads, 2) conv_tf32_kernel(const Args p) {
   extern __shared__ float4 smem4[];
   float* smem = reinterpret_cast<float*>(smem4);
@@ -326,20 +329,23 @@ __global__ void __launch_bounds__(kThreads, 2) conv_tf32_kernel(const Args p) {
       for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
 
   float ra[16], rb[16];
-  const int nk = (p.K + BK - 1) / BK;
-  load_a(p, m0, 0, ra);
-  load_b<KS>(p, n0, 0, oy, ox, rb);
+  // Split-K (blockIdx.z): rows kb .. kb + k_per_split of the patches, a whole number of steps
+  // (k_per_split is a multiple of BK), so only the last split meets the end of K.
+  const int kb = SPLIT ? blockIdx.z * p.k_per_split : 0;
+  const int nk = (min(p.K - kb, p.k_per_split) + BK - 1) / BK;
+  load_a(p, m0, kb, ra);
+  load_b<KS>(p, n0, kb, oy, ox, rb);
   __syncthreads();  // sc / sh
   store_a(p, as0, ra);
-  store_b<KS>(p, n0, 0, bs0, sc, sh, rb);
+  store_b<KS>(p, n0, kb, bs0, sc, sh, rb);
   __syncthreads();
 
   for (int kt = 0; kt < nk; ++kt) {
     const int cur = kt & 1;
     const bool more = kt + 1 < nk;
     if (more) {  // the next step's loads are in flight during this step's MMAs
-      load_a(p, m0, (kt + 1) * BK, ra);
-      load_b<KS>(p, n0, (kt + 1) * BK, oy, ox, rb);
+      load_a(p, m0, kb + (kt + 1) * BK, ra);
+      load_b<KS>(p, n0, kb + (kt + 1) * BK, oy, ox, rb);
     }
     const float* A = as0 + cur * kAStage + (wm * 64 + gid) * AS + tig;
     const float* B = bs0 + cur * kBStage + tig * BS + wn * 32 + gid;
@@ -367,27 +373,32 @@ __global__ void __launch_bounds__(kThreads, 2) conv_tf32_kernel(const Args p) {
     }
     if (more) {
       store_a(p, as0 + (cur ^ 1) * kAStage, ra);
-      store_b<KS>(p, n0, (kt + 1) * BK, bs0 + (cur ^ 1) * kBStage, sc, sh, rb);
+      store_b<KS>(p, n0, kb + (kt + 1) * BK, bs0 + (cur ^ 1) * kBStage, sc, sh, rb);
     }
     __syncthreads();
   }
 
   // Epilogue. Thread holds rows wm*64 + i*16 + h*8 + gid, columns wn*32 + j*8 + 2*tig + {0, 1}.
+  // A split of K writes its raw sums to its slice of the split buffer (split_reduce_kernel
+  // adds bias and residual).
+  const bool split = SPLIT;
+  float* const obase = split ? p.split_out + size_t(blockIdx.z) * p.co * p.P : p.out;
+  const bool accumulate = p.accumulate && !split;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int m = m0 + wm * 64 + i * 16 + h * 8 + gid;
       if (m >= p.co) continue;
-      const float bv = p.bias ? __ldg(p.bias + m) : 0.f;
-      float* orow = p.out + size_t(m) * p.P;
+      const float bv = p.bias && !split ? __ldg(p.bias + m) : 0.f;
+      float* orow = obase + size_t(m) * p.P;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int n = n0 + wn * 32 + j * 8 + 2 * tig;
         float v0 = acc[i][j][2 * h] + bv, v1 = acc[i][j][2 * h + 1] + bv;
         if (p.vec_out) {
           if (n < p.P) {  // P even: n + 1 < P too
-            if (p.accumulate) {
+            if (accumulate) {
               const float2 o = *reinterpret_cast<const float2*>(orow + n);
               v0 += o.x;
               v1 += o.y;
@@ -396,11 +407,11 @@ __global__ void __launch_bounds__(kThreads, 2) conv_tf32_kernel(const Args p) {
           }
         } else {
           if (n < p.P) {
-            if (p.accumulate) v0 += orow[n];
+            if (accumulate) v0 += orow[n];
             orow[n] = v0;
           }
           if (n + 1 < p.P) {
-            if (p.accumulate) v1 += orow[n + 1];
+            if (accumulate) v1 += orow[n + 1];
             orow[n + 1] = v1;
           }
         }
@@ -485,12 +496,25 @@ __global__ void merge_moments_kernel(const float2* partials, int tiles, int P, f
   }
 }
 
+// out = (accumulate ? out : 0) + bias + the splits' sums, added in split order (deterministic).
+__global__ void split_reduce_kernel(const float* part, const float* bias, float* out, int co, int P, int splits,
+                                    bool accumulate) {
+  const size_t n = size_t(co) * P, stride = size_t(gridDim.x) * blockDim.x;
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    float v = 0.f;
+    for (int s = 0; s < splits; ++s) v += part[size_t(s) * n + i];
+    if (bias) v += bias[i / P];
+    out[i] = accumulate ? out[i] + v : v;
+  }
+}
+
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-template <int KS>
+template <int KS, bool SPLIT>
 void launch(const Args& a, dim3 grid, size_t smem) {
-  FALCON_CUDA_CHECK(cudaFuncSetAttribute(conv_tf32_kernel<KS>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  conv_tf32_kernel<KS><<<grid, kThreads, smem, stream()>>>(a);
+  FALCON_CUDA_CHECK(
+      cudaFuncSetAttribute(conv_tf32_kernel<KS, SPLIT>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  conv_tf32_kernel<KS, SPLIT><<<grid, kThreads, smem, stream()>>>(a);
   FALCON_CUDA_CHECK_LAUNCH("conv_tf32_kernel");
 }
 
@@ -762,13 +786,30 @@ void conv2d_tf32(const Tensor& x, const Tensor& w, const Tensor* bias, int paddi
   a.partials = fusion.out_moments ? static_cast<float2*>(grow_buffer(GrowBuffer::ConvMoments,
                                                                      size_t(a.tiles_n) * size_t(co) * sizeof(float2)))
                                   : nullptr;
+  // Few output tiles over a long K (conv_segm: 64 tiles, K = 9216): split K so that every SM
+  // has work; partial sums go to a buffer and a second kernel adds them in a fixed order.
+  const int64_t tiles = int64_t(a.tiles_n) * ((co + tc::BM - 1) / tc::BM);
+  int64_t splits = std::min<int64_t>((2 * sm_count() + tiles - 1) / tiles, K / (4 * tc::BK));
+  if (splits < 2 || fusion.out_moments || tmp.defined() || aliased) splits = 1;
+  a.k_per_split = int((K + splits - 1) / splits + tc::BK - 1) / tc::BK * tc::BK;
+  splits = (K + a.k_per_split - 1) / a.k_per_split;
+  a.split_out = splits > 1 ? static_cast<float*>(
+                                 grow_buffer(GrowBuffer::ConvSplitK, size_t(splits) * co * P * sizeof(float)))
+                           : nullptr;
   const size_t smem = (tc::kSmemFloats + (a.in_scale ? 2 * K : 0)) * sizeof(float);
-  const dim3 grid(unsigned(a.tiles_n), unsigned((co + tc::BM - 1) / tc::BM));
+  const dim3 grid(unsigned(a.tiles_n), unsigned((co + tc::BM - 1) / tc::BM), unsigned(splits));
   // (A compile-time 3 x 3 spills registers; the runtime kernel size costs nothing measurable.)
+  // (Split-K is its own instance: its block offsets would make the common one spill.)
   if (kk == 1) {
-    tc::launch<1>(a, grid, smem);
+    splits > 1 ? tc::launch<1, true>(a, grid, smem) : tc::launch<1, false>(a, grid, smem);
   } else {
-    tc::launch<0>(a, grid, smem);
+    splits > 1 ? tc::launch<0, true>(a, grid, smem) : tc::launch<0, false>(a, grid, smem);
+  }
+  if (splits > 1) {
+    const int64_t n = co * P;
+    tc::split_reduce_kernel<<<unsigned(std::min<int64_t>((n + 255) / 256, 8 * int64_t(sm_count()))), 256, 0,
+                              stream()>>>(a.split_out, a.bias, a.out, a.co, a.P, int(splits), accumulate);
+    FALCON_CUDA_CHECK_LAUNCH("split_reduce_kernel");
   }
   if (tmp.defined()) out.copy_from(tmp);
   if (fusion.out_moments) {

@@ -12,7 +12,7 @@
 
 namespace falcon::ops::cuda {
 
-enum class GrowBuffer : int { ConvMoments, ChannelMoments, UnificationStats, RopeTables, Count };
+enum class GrowBuffer : int { ConvMoments, ConvSplitK, ChannelMoments, UnificationStats, RopeTables, Count };
 
 inline void* grow_buffer(GrowBuffer which, size_t bytes) {
   constexpr int kMaxDevices = 64;
