@@ -143,6 +143,10 @@ EngineImpl::EngineImpl(const EngineOptions& options) : options_(options) {
     // on the CPU under a CUDA engine (a fallback for debugging: 20x slower, docs/cuda.md).
     const char* e = std::getenv("FALCON_CUDA_SEGMENTATION");
     seg_device_ = device_ == Device::CUDA && !(e && std::string(e) == "0") ? Device::CUDA : Device::CPU;
+    // FALCON_SEG_PRECISION=f32|tf32 overrides (to measure the TF32 path against the fixtures).
+    const char* sp = std::getenv("FALCON_SEG_PRECISION");
+    const bool tf32 = sp && *sp ? std::string(sp) == "tf32" : act != DType::F32;
+    seg_precision_ = tf32 ? ops::MathPrecision::TF32 : ops::MathPrecision::F32;
     segmentation_ = load_segmentation_weights(config_, *weights_file_, seg_device_,
                                               device_ == Device::CPU ? linear_dtype : DType::F32);
   }
@@ -372,7 +376,8 @@ void EngineImpl::start(Sequence& s) {
       if (s.dumping) s.dump["lr_features_conv"] = to_host(prefix->lr_features);
     } else {
       const Tensor pixels = seg_device_ == Device::CPU ? s.pixels : s.pixels.to(seg_device_);
-      SegmentationFeatures f = segmentation_features(*segmentation_, img_hidden, gh, gw, pixels, s.canvas);
+      SegmentationFeatures f =
+          segmentation_features(*segmentation_, img_hidden, gh, gw, pixels, s.canvas, seg_precision_);
       s.hr_features = f.hr;
       if (s.dumping) s.dump["lr_features_conv"] = to_host(f.lr);
       if (prefix) {
@@ -518,7 +523,8 @@ void EngineImpl::finish_masks(Sequence& s) {
     std::memcpy(embeds.data<float>() + k * S, s.segm_embeds[size_t(k)].data<float>(), size_t(S) * sizeof(float));
   }
   const Tensor logits =
-      mask_logits(s.hr_features, seg_device_ == Device::CPU ? embeds : embeds.to(seg_device_));  // (K, 8 gh, 8 gw)
+      mask_logits(s.hr_features, seg_device_ == Device::CPU ? embeds : embeds.to(seg_device_),
+                  seg_precision_);  // (K, 8 gh, 8 gw)
   const Tensor masks = binary_masks(logits, s.image_height, s.image_width, 0.3f);       // (K, H0, W0) U8
   const int64_t plane = int64_t(s.image_height) * s.image_width;
   for (int64_t k = 0; k < K; ++k) {

@@ -68,6 +68,8 @@ class EngineImpl final : public Engine {
   Device device_ = Device::CPU;
   // Where conv_segm + AnyUp + masks run: the engine's device (FALCON_CUDA_SEGMENTATION=0: the CPU).
   Device seg_device_ = Device::CPU;
+  // TF32 tensor cores for its convolutions, except in the fp32 parity mode.
+  ops::MathPrecision seg_precision_ = ops::MathPrecision::F32;
   ModelInfo info_;
 
   // Most recently used first.

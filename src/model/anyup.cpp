@@ -78,14 +78,15 @@ struct Normalized {
 
 // x += conv2(SiLU(GN2(conv1(SiLU(GN1(x)))))); nx holds x's moments before and after;
 // y (x's shape) receives the inner activation.
-void res_block(const AnyUpResBlock& b, Tensor& x, Normalized& nx, Tensor& y) {
+void res_block(const AnyUpResBlock& b, Tensor& x, Normalized& nx, Tensor& y,
+               ops::MathPrecision precision) {
   Normalized ny(x, x.dim(0));
   nx.fold(b.norm1_weight, b.norm1_bias);
-  ops::conv2d(x, b.conv1, nullptr, 0, ops::PadMode::Zeros, y, false,
-              nx.reading(&ny.moments));  // (qk, H, W)
+  ops::conv2d(x, b.conv1, nullptr, 0, ops::PadMode::Zeros, y, false, nx.reading(&ny.moments),
+              precision);  // (qk, H, W)
   ny.fold(b.norm2_weight, b.norm2_bias);
   ops::conv2d(y, b.conv2, nullptr, 0, ops::PadMode::Zeros, x, /*accumulate=*/true,
-              ny.reading(&nx.moments));
+              ny.reading(&nx.moments), precision);
 }
 
 // A 1x1-stem encoder applied at full resolution and area-pooled to out's grid:
@@ -94,32 +95,34 @@ void res_block(const AnyUpResBlock& b, Tensor& x, Normalized& nx, Tensor& y) {
 // pooled before its final 1x1 convolution (pooling commutes with it and with the identity),
 // which saves one full-resolution convolution.
 void encode_pooled(const AnyUpEncoder& e, const Tensor& in, Tensor& x, Tensor& scratch,
-                   Tensor& out) {
+                   Tensor& out, ops::MathPrecision precision) {
   const int64_t qk = out.dim(0);
   Normalized nx(x, qk), ny(x, qk);
   ops::Conv2dFusion stem;
   stem.out_moments = &nx.moments;
-  ops::conv2d(in, e.stem, nullptr, 0, ops::PadMode::Zeros, x, false, stem);  // (qk, H, W)
-  res_block(e.blocks[0], x, nx, scratch);                                    // (qk, H, W)
+  ops::conv2d(in, e.stem, nullptr, 0, ops::PadMode::Zeros, x, false, stem,
+              precision);                               // (qk, H, W)
+  res_block(e.blocks[0], x, nx, scratch, precision);  // (qk, H, W)
   const AnyUpResBlock& b = e.blocks[1];
   nx.fold(b.norm1_weight, b.norm1_bias);
   ops::conv2d(x, b.conv1, nullptr, 0, ops::PadMode::Zeros, scratch, false,
-              nx.reading(&ny.moments));  // (qk, H, W)
+              nx.reading(&ny.moments), precision);  // (qk, H, W)
   ny.fold(b.norm2_weight, b.norm2_bias);
   ops::channel_affine(scratch, ny.scale, ny.shift, scratch, /*silu=*/true);  // (qk, H, W)
   Tensor branch = empty_like_on({qk, out.dim(1), out.dim(2)}, out);
   ops::adaptive_avg_pool2d(scratch, branch);  // (qk, h, w)
   ops::adaptive_avg_pool2d(x, out);           // (qk, h, w)
-  ops::conv2d(branch, b.conv2, nullptr, 0, ops::PadMode::Zeros, out, /*accumulate=*/true);
+  ops::conv2d(branch, b.conv2, nullptr, 0, ops::PadMode::Zeros, out, /*accumulate=*/true, {},
+              precision);
 }
 
 // Two ResBlocks on a small map whose stem was not a fused 1x1 convolution.
-void res_blocks(const AnyUpEncoder& e, Tensor& x) {
+void res_blocks(const AnyUpEncoder& e, Tensor& x, ops::MathPrecision precision) {
   Normalized nx(x, x.dim(0));
   ops::channel_moments(x, nx.moments);
   Tensor y = empty_like_on(x.shape(), x);
-  res_block(e.blocks[0], x, nx, y);
-  res_block(e.blocks[1], x, nx, y);
+  res_block(e.blocks[0], x, nx, y, precision);
+  res_block(e.blocks[1], x, nx, y, precision);
 }
 
 }  // namespace
@@ -169,7 +172,7 @@ AnyUpWeights load_anyup_weights(const SafetensorsFile& f, Device d, const std::s
 }
 
 void anyup_upsample(const AnyUpWeights& w, const Tensor& image, const Tensor& features,
-                    int64_t out_h, int64_t out_w, Tensor& out) {
+                    int64_t out_h, int64_t out_w, Tensor& out, ops::MathPrecision precision) {
   if (image.rank() != 3 || image.dim(0) != 3 || features.rank() != 3 ||
       features.dim(0) % w.heads != 0) {
     throw InvalidArgument(
@@ -189,10 +192,11 @@ void anyup_upsample(const AnyUpWeights& w, const Tensor& image, const Tensor& fe
     Normalized ne(enc, qk);
     ops::Conv2dFusion stem;
     stem.out_moments = &ne.moments;
-    ops::conv2d(img, w.image_encoder.stem, nullptr, 0, ops::PadMode::Zeros, enc, false, stem);
+    ops::conv2d(img, w.image_encoder.stem, nullptr, 0, ops::PadMode::Zeros, enc, false, stem,
+                precision);
     img = Tensor();
-    res_block(w.image_encoder.blocks[0], enc, ne, scratch);  // (qk, H, W)
-    res_block(w.image_encoder.blocks[1], enc, ne, scratch);  // (qk, H, W)
+    res_block(w.image_encoder.blocks[0], enc, ne, scratch, precision);  // (qk, H, W)
+    res_block(w.image_encoder.blocks[1], enc, ne, scratch, precision);  // (qk, H, W)
   }
   ops::grid_rope(enc, w.rope_freqs, enc);  // (qk, H, W)
 
@@ -200,14 +204,14 @@ void anyup_upsample(const AnyUpWeights& w, const Tensor& image, const Tensor& fe
   Tensor q = empty({qk, out_h, out_w});  // (qk, Ho, Wo)
   {
     Tensor x = empty({qk, H, W});  // (qk, H, W)
-    encode_pooled(w.query_encoder, enc, x, scratch, q);
+    encode_pooled(w.query_encoder, enc, x, scratch, q, precision);
   }
   // Keys: the key encoder pooled to the feature grid (the last use of enc: its stem runs in
   // place), next to the unified L2-normalised features; then the aggregation.
   Tensor keys_in = empty({2 * qk, h, fw});  // (2 qk, h, w)
   {
     Tensor k_image = keys_in.rows(0, qk);  // (qk, h, w)
-    encode_pooled(w.key_encoder, enc, enc, scratch, k_image);
+    encode_pooled(w.key_encoder, enc, enc, scratch, k_image, precision);
   }
   enc = Tensor();
   scratch = Tensor();
@@ -216,22 +220,24 @@ void anyup_upsample(const AnyUpWeights& w, const Tensor& image, const Tensor& fe
     ops::channel_l2_normalize(features, kL2Eps, normed);
     Tensor k_feat = keys_in.rows(qk, 2 * qk);  // (qk, h, w)
     ops::feature_unification(normed, w.key_features_encoder.stem, k_feat);
-    res_blocks(w.key_features_encoder, k_feat);  // (qk, h, w)
+    res_blocks(w.key_features_encoder, k_feat, precision);  // (qk, h, w)
   }
   Tensor k = empty({qk, h, fw});  // (qk, h, w)
-  ops::conv2d(keys_in, w.aggregation.stem, nullptr, 1, ops::PadMode::Reflect, k);
-  res_blocks(w.aggregation, k);  // (qk, h, w)
+  ops::conv2d(keys_in, w.aggregation.stem, nullptr, 1, ops::PadMode::Reflect, k, false, {},
+              precision);
+  res_blocks(w.aggregation, k, precision);  // (qk, h, w)
 
   // Cross attention: q through a 3x3 conv, RMSNorm and projection; k through RMSNorm and
   // projection; v = the features.
   Tensor qc = empty({qk, out_h, out_w});  // (qk, Ho, Wo)
-  ops::conv2d(q, w.cross_conv, nullptr, 1, ops::PadMode::Zeros, qc);
+  ops::conv2d(q, w.cross_conv, nullptr, 1, ops::PadMode::Zeros, qc, false, {}, precision);
   ops::channel_rms_norm(qc, w.norm_q, kRmsEps, qc);
-  ops::conv2d(qc, w.proj_q, &w.proj_q_bias, 0, ops::PadMode::Zeros, q);  // (qk, Ho, Wo)
+  ops::conv2d(qc, w.proj_q, &w.proj_q_bias, 0, ops::PadMode::Zeros, q, false, {},
+              precision);  // (qk, Ho, Wo)
   qc = Tensor();
   ops::channel_rms_norm(k, w.norm_k, kRmsEps, k);
   Tensor kp = empty({qk, h, fw});  // (qk, h, w)
-  ops::conv2d(k, w.proj_k, &w.proj_k_bias, 0, ops::PadMode::Zeros, kp);
+  ops::conv2d(k, w.proj_k, &w.proj_k_bias, 0, ops::PadMode::Zeros, kp, false, {}, precision);
   const float scale = 1.f / std::sqrt(float(qk / w.heads));
   ops::window_cross_attention(q, kp, features, w.heads, kWindowRatio, scale, out);  // (S, Ho', Wo')
 }

@@ -9,6 +9,7 @@
 
 #include "core/safetensors.h"
 #include "core/tensor.h"
+#include "ops/math_precision.h"
 
 namespace falcon {
 
@@ -50,8 +51,10 @@ AnyUpWeights load_anyup_weights(const SafetensorsFile& file, Device device,
 // image: (3, Hc, Wc) pixel values in [-1, 1] on the canvas the features cover (zero padded);
 // features: (S, h, w); out: (S, Ho, Wo), receiving the top-left Ho x Wo part of the
 // (S, out_h, out_w) upsampled features (the rest is never computed). Hc and Wc should be
-// multiples of out_h, out_w, h and w (the reference pools by block means).
+// multiples of out_h, out_w, h and w (the reference pools by block means). precision: how the
+// convolutions multiply on CUDA (TF32: tensor cores; the CPU ignores it).
 void anyup_upsample(const AnyUpWeights& w, const Tensor& image, const Tensor& features,
-                    int64_t out_h, int64_t out_w, Tensor& out);
+                    int64_t out_h, int64_t out_w, Tensor& out,
+                    ops::MathPrecision precision = ops::MathPrecision::F32);
 
 }  // namespace falcon

@@ -60,7 +60,7 @@ int64_t segmentation_canvas(int64_t max_image_size, int64_t patch_size) {
 
 SegmentationFeatures segmentation_features(const SegmentationWeights& w, const Tensor& img_hidden,
                                            int64_t gh, int64_t gw, const Tensor& pixels,
-                                           int64_t canvas) {
+                                           int64_t canvas, ops::MathPrecision precision) {
   const int64_t D = w.dim, S = w.segm_dim, T = canvas;
   if (img_hidden.rank() != 2 || img_hidden.dim(0) != gh * gw || img_hidden.dim(1) != D) {
     throw InvalidArgument("segmentation_features: img hidden states " + img_hidden.describe() +
@@ -78,14 +78,14 @@ SegmentationFeatures segmentation_features(const SegmentationWeights& w, const T
   Tensor grid = Tensor::empty({D, T, T}, DType::F32, dev);  // (D, T, T)
   ops::hwc_to_chw(as_f32(img_hidden).reshape({gh, gw, D}), grid);
   out.lr = Tensor::empty({S, T, T}, DType::F32, dev);  // (S, T, T)
-  ops::conv2d(grid, w.conv, &w.conv_bias, 1, ops::PadMode::Zeros, out.lr);
+  ops::conv2d(grid, w.conv, &w.conv_bias, 1, ops::PadMode::Zeros, out.lr, false, {}, precision);
   grid = Tensor();
-  out.hr = upsample_segmentation_features(w, out.lr, pixels);  // (S, 8 gh, 8 gw)
+  out.hr = upsample_segmentation_features(w, out.lr, pixels, precision);  // (S, 8 gh, 8 gw)
   return out;
 }
 
 Tensor upsample_segmentation_features(const SegmentationWeights& w, const Tensor& lr,
-                                      const Tensor& pixels) {
+                                      const Tensor& pixels, ops::MathPrecision precision) {
   const int64_t S = lr.dim(0), T = lr.dim(1);
   if (lr.rank() != 3 || lr.dim(2) != T || pixels.rank() != 3 || pixels.dim(2) != 3 ||
       pixels.dim(0) % kPixelsPerPatch != 0 || pixels.dim(1) % kPixelsPerPatch != 0 ||
@@ -100,7 +100,7 @@ Tensor upsample_segmentation_features(const SegmentationWeights& w, const Tensor
   ops::hwc_to_chw(as_f32(pixels), image);
   Tensor hr = Tensor::empty({S, kUpsampleRatio * gh, kUpsampleRatio * gw}, DType::F32,
                             dev);  // (S, 8gh, 8gw)
-  anyup_upsample(w.anyup, image, lr, kUpsampleRatio * T, kUpsampleRatio * T, hr);
+  anyup_upsample(w.anyup, image, lr, kUpsampleRatio * T, kUpsampleRatio * T, hr, precision);
   return hr;
 }
 
@@ -122,7 +122,7 @@ Tensor segmentation_embeddings(const SegmentationWeights& w, const Tensor& hidde
   return embeds;
 }
 
-Tensor mask_logits(const Tensor& hr, const Tensor& embeds) {
+Tensor mask_logits(const Tensor& hr, const Tensor& embeds, ops::MathPrecision precision) {
   if (hr.rank() != 3 || embeds.rank() != 2 || embeds.dim(1) != hr.dim(0)) {
     throw InvalidArgument("mask_logits: embeddings " + embeds.describe() +
                           " do not match features " + hr.describe());
@@ -131,7 +131,7 @@ Tensor mask_logits(const Tensor& hr, const Tensor& embeds) {
   const int64_t K = embeds.dim(0);
   Tensor logits = Tensor::empty({K, hr.dim(1), hr.dim(2)}, DType::F32, hr.device());  // (K, h, w)
   ops::conv2d(hr, as_f32(embeds).reshape({K, hr.dim(0), 1, 1}), nullptr, 0, ops::PadMode::Zeros,
-              logits);
+              logits, false, {}, precision);
   return logits;
 }
 

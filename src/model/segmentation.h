@@ -10,6 +10,7 @@
 #include "core/tensor.h"
 #include "model/anyup.h"
 #include "model/config.h"
+#include "ops/math_precision.h"
 
 namespace falcon {
 
@@ -40,21 +41,24 @@ struct SegmentationFeatures {
 
 // img_hidden: (gh * gw, D) final-norm hidden states of the img tokens, row-major over the
 // patch grid; pixels: [16 gh, 16 gw, 3] the preprocessed image in [-1, 1]; canvas: T.
-SegmentationFeatures segmentation_features(const SegmentationWeights& w, const Tensor& img_hidden,
-                                           int64_t gh, int64_t gw, const Tensor& pixels,
-                                           int64_t canvas);
+// precision: how the convolutions multiply on CUDA (TF32: tensor cores; the CPU ignores it).
+SegmentationFeatures segmentation_features(
+    const SegmentationWeights& w, const Tensor& img_hidden, int64_t gh, int64_t gw,
+    const Tensor& pixels, int64_t canvas, ops::MathPrecision precision = ops::MathPrecision::F32);
 
 // AnyUp alone: lr (S, T, T) features on the canvas and the [16 gh, 16 gw, 3] image ->
 // (S, 8 gh, 8 gw).
 Tensor upsample_segmentation_features(const SegmentationWeights& w, const Tensor& lr,
-                                      const Tensor& pixels);
+                                      const Tensor& pixels,
+                                      ops::MathPrecision precision = ops::MathPrecision::F32);
 
 // proj_segm: (num_segm_layers - 1) x [Linear + bias, relu^2], then pixel_layer.
 // hidden: [n, D] final-norm hidden states that produced <|seg|> tokens -> [n, S] F32.
 Tensor segmentation_embeddings(const SegmentationWeights& w, const Tensor& hidden);
 
 // Mask logits (K, h, w) = embeds (K, S) . hr (S, h, w).
-Tensor mask_logits(const Tensor& hr, const Tensor& embeds);
+Tensor mask_logits(const Tensor& hr, const Tensor& embeds,
+                   ops::MathPrecision precision = ops::MathPrecision::F32);
 
 // Binary masks [K, height, width] U8 (CPU): the logits resized bilinearly (align_corners
 // false) to the original image size, then sigmoid(logit) > threshold (the reference's order).

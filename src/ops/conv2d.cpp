@@ -5,7 +5,7 @@
 namespace falcon::ops {
 
 void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int padding, PadMode mode,
-            Tensor& out, bool accumulate, const Conv2dFusion& fusion) {
+            Tensor& out, bool accumulate, const Conv2dFusion& fusion, MathPrecision precision) {
   const Device d = common_device("conv2d", {&x, &w, &out});
   check_rank("conv2d", "x", x, 3);
   check_rank("conv2d", "w", w, 4);
@@ -56,7 +56,7 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int padding, P
   if (d == Device::CPU) {
     cpu::conv2d(x, w, bias, padding, mode, out, accumulate, fusion);
   } else {
-    FALCON_CUDA_DISPATCH(cuda::conv2d(x, w, bias, padding, mode, out, accumulate, fusion));
+    FALCON_CUDA_DISPATCH(cuda::conv2d(x, w, bias, padding, mode, out, accumulate, fusion, precision));
   }
 }
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "core/tensor.h"
+#include "ops/math_precision.h"
 
 namespace falcon::ops {
 
@@ -30,8 +31,10 @@ struct Conv2dFusion {
   Tensor* out_moments = nullptr;  // [Co, 2] F32
 };
 
+// precision: TF32 lets CUDA use the tensor cores (the CPU computes in f32 either way).
 void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int padding, PadMode mode,
-            Tensor& out, bool accumulate = false, const Conv2dFusion& fusion = {});
+            Tensor& out, bool accumulate = false, const Conv2dFusion& fusion = {},
+            MathPrecision precision = MathPrecision::F32);
 
 namespace cpu {
 void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int padding, PadMode mode,
@@ -39,7 +42,7 @@ void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int padding, P
 }
 namespace cuda {
 void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, int padding, PadMode mode,
-            Tensor& out, bool accumulate, const Conv2dFusion& fusion);
+            Tensor& out, bool accumulate, const Conv2dFusion& fusion, MathPrecision precision);
 }
 
 }  // namespace falcon::ops

@@ -35,7 +35,8 @@ TEST_P(AdaptiveAvgPool2dTest, MatchesScalarReference) {
     int64_t c, h, w, oh, ow;
   };
   for (const Case& cs :
-       {Case{5, 32, 48, 4, 3}, Case{3, 16, 16, 8, 8}, Case{4, 10, 7, 3, 4}, Case{2, 9, 9, 9, 9}}) {
+       {Case{5, 32, 48, 4, 3}, Case{3, 16, 16, 8, 8}, Case{4, 10, 7, 3, 4}, Case{2, 9, 9, 9, 9},
+        Case{3, 64, 64, 4, 4}, Case{2, 20, 600, 10, 300}}) {
     Tensor x = test::random_tensor({cs.c, cs.h, cs.w}, 7);
     Tensor want = reference(x, cs.oh, cs.ow);
     Tensor out = Tensor::empty(want.shape(), DType::F32, dev);

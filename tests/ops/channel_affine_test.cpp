@@ -27,17 +27,21 @@ TEST_P(ChannelAffineTest, ScalesAndShiftsEachChannel) {
 
 TEST_P(ChannelAffineTest, SiluAfterTheAffineMap) {
   const Device dev = GetParam();
-  Tensor x = test::random_tensor({3, 40, 50}, 4, -30, 30);  // includes saturated SiLU inputs
-  Tensor a = test::random_tensor({3}, 5), b = test::random_tensor({3}, 6);
-  Tensor out = Tensor::empty(x.shape(), DType::F32, dev);
-  ops::channel_affine(x.to(dev), a.to(dev), b.to(dev), out, /*silu=*/true);
-  Tensor got = test::to_cpu_f32(out), want = Tensor::empty(x.shape(), DType::F32);
-  for (int64_t i = 0; i < x.numel(); ++i) {
-    const double y =
-        double(x.data<float>()[i]) * a.data<float>()[i / 2000] + b.data<float>()[i / 2000];
-    want.data<float>()[i] = float(y / (1 + std::exp(-y)));
+  // Includes saturated SiLU inputs; planes of 2000 (4-pixel accesses on CUDA) and of 35.
+  for (const Shape& s : {Shape{3, 40, 50}, Shape{3, 5, 7}}) {
+    Tensor x = test::random_tensor(s, 4, -30, 30);
+    Tensor a = test::random_tensor({3}, 5), b = test::random_tensor({3}, 6);
+    Tensor out = Tensor::empty(x.shape(), DType::F32, dev);
+    ops::channel_affine(x.to(dev), a.to(dev), b.to(dev), out, /*silu=*/true);
+    Tensor got = test::to_cpu_f32(out), want = Tensor::empty(x.shape(), DType::F32);
+    const int64_t plane = s[1] * s[2];
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const double y =
+          double(x.data<float>()[i]) * a.data<float>()[i / plane] + b.data<float>()[i / plane];
+      want.data<float>()[i] = float(y / (1 + std::exp(-y)));
+    }
+    EXPECT_LT(test::rel_l2(got, want), 1e-6) << shape_str(s);
   }
-  EXPECT_LT(test::rel_l2(got, want), 1e-6);
 }
 
 FALCON_INSTANTIATE_DEVICE_TESTS(ChannelAffineTest);

@@ -25,6 +25,23 @@ TEST_P(ChwLayoutTest, HwcToChwPadsWithZeros) {
   }
 }
 
+TEST_P(ChwLayoutTest, HwcToChwAcrossTiles) {
+  // Several 32 x 32 (pixel, channel) tiles, ragged in both, onto a larger canvas.
+  const Device dev = GetParam();
+  Tensor x = test::random_tensor({9, 10, 70}, 3);
+  Tensor out = Tensor::empty({70, 12, 11}, DType::F32, dev);
+  ops::hwc_to_chw(x.to(dev), out);
+  Tensor got = test::to_cpu_f32(out);
+  for (int64_t c = 0; c < 70; ++c) {
+    for (int64_t y = 0; y < 12; ++y) {
+      for (int64_t xx = 0; xx < 11; ++xx) {
+        const float want = (y < 9 && xx < 10) ? x.data<float>()[(y * 10 + xx) * 70 + c] : 0.f;
+        ASSERT_EQ(got.data<float>()[(c * 12 + y) * 11 + xx], want) << c << "," << y << "," << xx;
+      }
+    }
+  }
+}
+
 TEST_P(ChwLayoutTest, CropTakesTopLeft) {
   const Device dev = GetParam();
   Tensor x = test::random_tensor({4, 6, 10}, 2);

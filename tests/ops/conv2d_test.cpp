@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iostream>
+#include <tuple>
 
 #include "test_support.h"
 
@@ -146,6 +149,100 @@ TEST_P(Conv2dTest, FusedInputTransformAndOutputMoments) {
   ops::Conv2dFusion f;
   f.out_moments = &moments;
   EXPECT_THROW(ops::conv2d(x, w3, nullptr, 1, ops::PadMode::Zeros, out, false, f), InvalidArgument);
+}
+
+// The TF32 path (tensor cores on CUDA; the CPU computes in f32 regardless): every kernel
+// shape class, ragged tiles, more than one tile of output channels, accumulate, the fused
+// input transform with in-place output and the epilogue's moments. TF32 keeps 10 mantissa
+// bits (relative rounding 2^-11 per input), so the bound is 5e-3 rather than f32's 1e-6.
+TEST_P(Conv2dTest, Tf32WithinItsBound) {
+  const Device dev = GetParam();
+  const Case cases[] = {
+      {3, 16, 9, 11, 1, 0, ops::PadMode::Zeros, false},     // stem: K = 3, odd pixel count
+      {128, 128, 40, 40, 1, 0, ops::PadMode::Zeros, false}, // AnyUp's 1x1, last tile partial
+      {20, 13, 7, 40, 1, 0, ops::PadMode::Zeros, true},
+      {24, 17, 10, 9, 3, 1, ops::PadMode::Zeros, true},
+      {16, 8, 6, 7, 3, 1, ops::PadMode::Reflect, false},
+      {5, 7, 8, 8, 5, 2, ops::PadMode::Zeros, true},
+      {4, 6, 9, 8, 3, 0, ops::PadMode::Zeros, false},
+      {300, 9, 5, 6, 3, 1, ops::PadMode::Zeros, true},
+      {64, 200, 12, 12, 3, 1, ops::PadMode::Zeros, true},  // two tiles of output channels
+  };
+  uint64_t seed = 100;
+  double worst = 0;
+  for (const Case& c : cases) {
+    Tensor x = test::random_tensor({c.ci, c.h, c.w}, ++seed);
+    Tensor w = test::random_tensor({c.co, c.ci, c.k, c.k}, ++seed);
+    Tensor b = test::random_tensor({c.co}, ++seed);
+    Tensor want = reference(x, w, c.bias ? &b : nullptr, c.pad, c.mode);
+    Tensor xd = x.to(dev), wdev = w.to(dev), bd = b.to(dev);
+    Tensor out = Tensor::empty(want.shape(), DType::F32, dev);
+    ops::conv2d(xd, wdev, c.bias ? &bd : nullptr, c.pad, c.mode, out, false, {},
+                ops::MathPrecision::TF32);
+    const double err = test::rel_l2(test::to_cpu_f32(out), want);
+    worst = std::max(worst, err);
+    EXPECT_LT(err, 5e-3) << "ci=" << c.ci << " co=" << c.co << " k=" << c.k;
+
+    Tensor base = test::random_tensor(want.shape(), ++seed);
+    Tensor acc = base.to(dev);
+    ops::conv2d(xd, wdev, c.bias ? &bd : nullptr, c.pad, c.mode, acc, /*accumulate=*/true, {},
+                ops::MathPrecision::TF32);
+    Tensor want_acc = want.clone();
+    for (int64_t i = 0; i < want.numel(); ++i) want_acc.data<float>()[i] += base.data<float>()[i];
+    EXPECT_LT(test::rel_l2(test::to_cpu_f32(acc), want_acc), 5e-3)
+        << "accumulate ci=" << c.ci << " k=" << c.k;
+  }
+  std::cout << "[ metric   ] conv2d TF32 worst rel_l2 = " << worst << "\n";
+}
+
+TEST_P(Conv2dTest, Tf32FusedInPlaceWithMoments) {
+  // GN + SiLU on the input, accumulate into the input itself (AnyUp's in-place stem and
+  // residual shapes), moments of the result: checked against the returned output, which must
+  // itself be within the TF32 bound of the exact result.
+  // One tile row of channels (CUDA: the persistent pointwise kernel; 140 pixel tiles make its
+  // blocks take more than one), and two (the generic kernel through a temporary).
+  const Device dev = GetParam();
+  for (const auto& [ch, h, wd] : {std::tuple<int64_t, int64_t, int64_t>{128, 19, 36},
+                                  {160, 19, 36},
+                                  {128, 112, 160}}) {
+    for (const bool accumulate : {false, true}) {
+      const int64_t n = h * wd;
+      Tensor x = test::random_tensor({ch, h, wd}, 61, -3, 3);
+      Tensor w = test::random_tensor({ch, ch, 1, 1}, 62, -0.2f, 0.2f);
+      Tensor a = test::random_tensor({ch}, 63, 0.5, 2), b = test::random_tensor({ch}, 64);
+      Tensor xt = x.clone();
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        const double y =
+            double(x.data<float>()[i]) * a.data<float>()[i / n] + b.data<float>()[i / n];
+        xt.data<float>()[i] = float(y / (1 + std::exp(-y)));
+      }
+      Tensor want = reference(xt, w, nullptr, 0, ops::PadMode::Zeros);
+      if (accumulate) {
+        for (int64_t i = 0; i < want.numel(); ++i) want.data<float>()[i] += x.data<float>()[i];
+      }
+      Tensor xd = x.to(dev), ad = a.to(dev), bd = b.to(dev);
+      Tensor moments = Tensor::empty({ch, 2}, DType::F32, dev);
+      ops::Conv2dFusion f;
+      f.in_scale = &ad;
+      f.in_shift = &bd;
+      f.in_silu = true;
+      f.out_moments = &moments;
+      ops::conv2d(xd, w.to(dev), nullptr, 0, ops::PadMode::Zeros, xd, accumulate, f,
+                  ops::MathPrecision::TF32);
+      const Tensor got = test::to_cpu_f32(xd);
+      EXPECT_LT(test::rel_l2(got, want), 5e-3) << "ch=" << ch << " acc=" << accumulate;
+      const Tensor m = test::to_cpu_f32(moments);
+      for (int64_t o = 0; o < ch; ++o) {
+        double mean = 0, var = 0;
+        for (int64_t i = 0; i < n; ++i) mean += got.data<float>()[o * n + i];
+        mean /= double(n);
+        for (int64_t i = 0; i < n; ++i) var += std::pow(got.data<float>()[o * n + i] - mean, 2);
+        var /= double(n);
+        EXPECT_NEAR(m.data<float>()[2 * o], mean, 1e-5 * std::sqrt(var) + 1e-6) << o;
+        EXPECT_NEAR(m.data<float>()[2 * o + 1], var, 1e-5 * var) << o;
+      }
+    }
+  }
 }
 
 TEST_P(Conv2dTest, RejectsBadArguments) {

@@ -55,16 +55,23 @@ Tensor reference(const Tensor& x, const Tensor& basis) {
 
 TEST_P(FeatureUnificationTest, MatchesScalarReference) {
   const Device dev = GetParam();
-  // c = 6 with O = 16 makes the [O, c] reinterpretation differ from a transpose.
-  for (const auto& [c, o, k] :
-       {std::tuple<int64_t, int64_t, int64_t>{6, 16, 5}, {3, 8, 3}, {40, 8, 5}}) {
-    Tensor x = test::random_tensor({c, 7, 9}, 21, -2, 2);
+  // c = 6 with O = 16 makes the [O, c] reinterpretation differ from a transpose. Widths that
+  // are multiples of 4 take the CUDA kernel over pixel quads (k 3, 5, 7), others the generic one.
+  for (const auto& [c, o, k, h, w] : {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{
+                                          6, 16, 5, 7, 9},
+                                      {3, 8, 3, 7, 9},
+                                      {40, 8, 5, 7, 9},
+                                      {6, 16, 5, 7, 12},
+                                      {16, 8, 5, 9, 16},
+                                      {5, 12, 3, 6, 8},
+                                      {4, 8, 7, 10, 12}}) {
+    Tensor x = test::random_tensor({c, h, w}, 21, -2, 2);
     Tensor basis = test::random_tensor({o, 1, k, k}, 22, -1, 1);
     Tensor want = reference(x, basis);
     Tensor out = Tensor::empty(want.shape(), DType::F32, dev);
     ops::feature_unification(x.to(dev), basis.to(dev), out);
     EXPECT_LT(test::rel_l2(test::to_cpu_f32(out), want), 1e-6)
-        << "c=" << c << " O=" << o << " k=" << k;
+        << "c=" << c << " O=" << o << " k=" << k << " " << h << "x" << w;
   }
 }
 

@@ -32,7 +32,7 @@ Tensor reference(const Tensor& x, const Tensor& f) {
 
 TEST_P(GridRopeTest, MatchesScalarReference) {
   const Device dev = GetParam();
-  for (const Shape& s : {Shape{16, 9, 13}, Shape{8, 1, 5}}) {
+  for (const Shape& s : {Shape{16, 9, 13}, Shape{8, 1, 5}, Shape{8, 6, 20}, Shape{4, 3, 1100}}) {
     Tensor x = test::random_tensor(s, 11);
     Tensor f = test::random_tensor({2, s[0]}, 12, -4, 4);
     Tensor want = reference(x, f);

@@ -84,6 +84,26 @@ TEST_P(GroupNormTest, MomentsAndAffineComposeToGroupNorm) {
   EXPECT_LT(test::rel_l2(got, reference(x, w, b, 4, 1e-5f, false)), 2e-6);
 }
 
+TEST_P(GroupNormTest, MomentsOfALargeOffsetMap) {
+  // More pixels than one block of a channel takes on CUDA, far from zero mean.
+  const Device dev = GetParam();
+  const int64_t n = 300 * 256;
+  Tensor x = test::random_tensor({3, 300, 256}, 7, 40, 44);
+  Tensor moments = Tensor::empty({3, 2}, DType::F32, dev);
+  ops::channel_moments(x.to(dev), moments);
+  Tensor m = test::to_cpu_f32(moments);
+  for (int64_t c = 0; c < 3; ++c) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < n; ++i) mean += x.data<float>()[c * n + i];
+    mean /= double(n);
+    for (int64_t i = 0; i < n; ++i)
+      var += (x.data<float>()[c * n + i] - mean) * (x.data<float>()[c * n + i] - mean);
+    var /= double(n);
+    EXPECT_NEAR(m.data<float>()[2 * c], mean, 1e-6 * std::fabs(mean));
+    EXPECT_NEAR(m.data<float>()[2 * c + 1], var, 1e-5 * var);
+  }
+}
+
 TEST_P(GroupNormTest, RejectsBadArguments) {
   const Device dev = GetParam();
   Tensor x = Tensor::zeros({12, 4, 4}, DType::F32, dev), w = Tensor::zeros({12}, DType::F32, dev);

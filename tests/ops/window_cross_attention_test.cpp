@@ -61,8 +61,11 @@ TEST_P(WindowCrossAttentionTest, MatchesDenseMaskedReference) {
     int64_t dq, dv, H, W, h, w;
   };
   // AnyUp's geometry (8x upsampling, square) and ragged ones (tiles cut by the grid edge).
+  // AnyUp's head dims (32, 64) with a union larger than one chunk of keys; a v head dim
+  // above 64 (the thread-per-query kernel on CUDA).
   for (const Case& c :
-       {Case{4, 8, 4, 64, 64, 8, 8}, Case{2, 16, 8, 40, 27, 6, 5}, Case{1, 4, 33, 9, 70, 3, 11}}) {
+       {Case{4, 8, 4, 64, 64, 8, 8}, Case{2, 16, 8, 40, 27, 6, 5}, Case{1, 4, 33, 9, 70, 3, 11},
+        Case{2, 32, 64, 48, 40, 24, 20}, Case{1, 8, 72, 16, 16, 4, 4}}) {
     Tensor q = test::random_tensor({c.heads * c.dq, c.H, c.W}, 31, -2, 2);
     Tensor k = test::random_tensor({c.heads * c.dq, c.h, c.w}, 32, -2, 2);
     Tensor v = test::random_tensor({c.heads * c.dv, c.h, c.w}, 33);
