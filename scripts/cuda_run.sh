@@ -114,6 +114,7 @@ if [ -z "${SKIP_BENCH:-}" ]; then
   }
   : > "$LOG/bench-index.txt"
   bench seg-1024x768     perception 281 48 1.29 0   --task segmentation --image-size 1024x768 --new-tokens 32 --runs 3
+  FALCON_CUDA_ASYNC_ALLOC=0 bench seg-1024x768-cudamalloc perception 281 48 1.29 0 --task segmentation --image-size 1024x768 --new-tokens 32 --runs 3
   bench det-1024x768     perception 266 43 1.29 0   --task detection --image-size 1024x768 --new-tokens 32
   bench det-640x480      perception 588 42 1.20 0   --task detection --image-size 640x480 --new-tokens 128
   bench det-64x640x480   perception 2420 0 0 26.4   --task detection --image-size 640x480 --new-tokens 64 --batch 64 --runs 1
