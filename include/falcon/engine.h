@@ -82,6 +82,7 @@ struct Result {
   int input_tokens = 0;
   int output_tokens = 0;
   int cached_tokens = 0;  // prompt tokens whose KV rows came from the image cache
+  int prefill_batch = 1;  // prompts prefilled in the same forward pass as this one (packed)
   Timings timings;
 };
 

@@ -320,30 +320,68 @@ void EngineImpl::prepare(Sequence& s) const {
 }
 
 void EngineImpl::start(Sequence& s) {
+  const bool caching = options_.image_cache_entries > 0;
+  const int64_t S = s.prompt.ids.dim(0);
+
+  // Prefill: the image block comes from the cache when this image was seen (not when
+  // dumping, which reports the hidden states of the whole prompt).
+  const auto t_prefill = Clock::now();
+  s.cache = model_->new_cache(pool_ ? S : S + s.max_new_tokens + 1);
+  // The prefix is everything up to and including end_of_image: it does not depend on the query.
+  const int64_t prefix_len = s.prompt.image_end + 1;
+  ImagePrefix* prefix = caching && !s.dumping ? find_prefix(s.image_key, s.prompt) : nullptr;
+  const int64_t start = prefix ? prefix_len : 0;
+  if (prefix) s.cache.copy_prefix_from(prefix->cache, prefix_len);
+  PrefillResult pre_out = model_->prefill(s.prompt, start, s.cache);
+  model_->wait();  // the prefill's time is its device time, not the time to queue it
+  s.result.timings.prefill_ms = ms_since(t_prefill);
+  after_prefill(s, pre_out, prefix, start);
+}
+
+bool EngineImpl::packable(const Sequence& s) {
+  if (!pool_ || s.dumping) return false;
+  const bool caching = options_.image_cache_entries > 0;
+  return !(caching && find_prefix(s.image_key, s.prompt));
+}
+
+void EngineImpl::start_packed(const std::vector<Sequence*>& group) {
+  // One forward pass over the stacked prompts; each sequence's cache is a view of its rows of
+  // the packed cache (moved to the paged pool in after_prefill, which frees it).
+  const auto t_prefill = Clock::now();
+  int64_t rows = 0;
+  std::vector<const PromptTensors*> prompts;
+  for (const Sequence* s : group) {
+    prompts.push_back(&s->prompt);
+    rows += s->prompt.ids.dim(0);
+  }
+  KvCache packed = model_->new_cache(rows);
+  std::vector<PrefillResult> out = model_->prefill_packed(prompts, packed);
+  model_->wait();
+  const double ms = ms_since(t_prefill);
+  int64_t base = 0;
+  for (size_t i = 0; i < group.size(); ++i) {
+    Sequence& s = *group[i];
+    const int64_t S = s.prompt.ids.dim(0);
+    s.cache = KvCache::rows_of(packed, base, S);
+    base += S;
+    s.result.timings.prefill_ms = ms;
+    s.result.prefill_batch = int(group.size());
+    after_prefill(s, out[i], nullptr, 0);
+  }
+}
+
+void EngineImpl::after_prefill(Sequence& s, PrefillResult& pre_out, ImagePrefix* prefix, int64_t start) {
   const Request& r = s.request;
   const int max_size = r.max_image_size ? r.max_image_size : 1024;
   const bool caching = options_.image_cache_entries > 0;
   const std::string& key = s.image_key;
   const int64_t S = s.prompt.ids.dim(0);
-  const int max_new = s.max_new_tokens;
-
-  // Prefill: the image block comes from the cache when this image was seen (not when
-  // dumping, which reports the hidden states of the whole prompt).
-  const auto t_prefill = Clock::now();
-  s.cache = model_->new_cache(pool_ ? S : S + max_new + 1);
-  // The prefix is everything up to and including end_of_image: it does not depend on the query.
   const int64_t prefix_len = s.prompt.image_end + 1;
-  ImagePrefix* prefix = caching && !s.dumping ? find_prefix(key, s.prompt) : nullptr;
-  const int64_t start = prefix ? prefix_len : 0;
-  if (prefix) s.cache.copy_prefix_from(prefix->cache, prefix_len);
   s.reused_prefix = prefix != nullptr;
   s.result.cached_tokens = int(start);
-  PrefillResult pre_out = model_->prefill(s.prompt, start, s.cache);
-  model_->wait();  // the prefill's time is its device time, not the time to queue it
   s.last_hidden = pre_out.hidden.rows(S - start - 1, S - start);
   s.last_logits = pre_out.logits_last;
   s.last_pos_t = s.prompt.pos_t.data<int32_t>()[S - 1];
-  s.result.timings.prefill_ms = ms_since(t_prefill);
 
   const int64_t gh = s.pixels.dim(0) / 16, gw = s.pixels.dim(1) / 16;
   Tensor img_hidden;  // (gh * gw, D) F32 CPU, for segmentation
@@ -586,11 +624,38 @@ bool EngineImpl::step() {
     }
   });
   if (!admitted.empty()) admit.emplace("engine step: prefill and start (host)", false);
+  // Prompts that start from scratch are prefilled together, up to kPackedPrefillRows rows
+  // per forward pass (bigger products, fewer launches); the rest one at a time.
+  std::vector<Sequence*> group;
+  int64_t group_rows = 0;
+  auto flush = [&] {
+    if (group.empty()) return;
+    try {
+      start_packed(group);
+      for (Sequence* g : group) g->started_ok = true;
+    } catch (...) {
+      const std::exception_ptr e = std::current_exception();
+      for (Sequence* g : group) g->start_error = e;
+    }
+    group.clear();
+    group_rows = 0;
+  };
+  for (size_t i = 0; i < admitted.size(); ++i) {
+    Sequence& s = *admitted[i];
+    if (errors[i]) continue;
+    const int64_t S = s.prompt.ids.dim(0);
+    if (!packable(s)) continue;
+    if (group_rows + S > kPackedPrefillRows) flush();
+    group.push_back(&s);
+    group_rows += S;
+  }
+  flush();
   for (size_t i = 0; i < admitted.size(); ++i) {
     std::unique_ptr<Sequence>& s = admitted[i];
     try {
       if (errors[i]) std::rethrow_exception(errors[i]);
-      start(*s);
+      if (s->start_error) std::rethrow_exception(s->start_error);
+      if (!s->started_ok) start(*s);
       active_.push_back(std::move(s));
     } catch (...) {
       if (s->done) s->done(s->id, nullptr, std::current_exception());

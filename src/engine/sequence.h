@@ -3,6 +3,7 @@
 
 #include <array>
 #include <chrono>
+#include <exception>
 #include <map>
 #include <optional>
 #include <random>
@@ -65,6 +66,8 @@ struct Sequence {
   int64_t canvas = 0;
   Tensor hr_features;  // (S, 8 gh, 8 gw) F32 CPU
   bool reused_prefix = false;  // the image block came from the engine's image cache
+  bool started_ok = false;     // prefilled in a packed group
+  std::exception_ptr start_error;  // the packed group's failure
 
   // Dump: per-step rows (F32, CPU).
   bool dumping = false;

@@ -260,61 +260,131 @@ Tensor FalconPerceptionModel::to_device_activation(const Tensor& host_f32) const
 }
 
 PrefillResult FalconPerceptionModel::prefill(const PromptTensors& p, int64_t start, KvCache& cache) const {
-  const ModelConfig& c = config_;
   const int64_t total = p.ids.dim(0);
-  const int64_t S = total - start;
-  const int64_t D = c.dim, H = c.n_heads, hd = c.head_dim, F = c.ffn_dim, V = c.vocab_size;
-  if (S <= 0 || start != cache.length()) {
+  if (total - start <= 0 || start != cache.length()) {
     throw InternalError("prefill: start " + std::to_string(start) + " with a cache of " +
                         std::to_string(cache.length()) + " tokens and a prompt of " + std::to_string(total));
   }
   if (total > cache.capacity()) throw InvalidArgument("prefill: prompt longer than the KV cache");
+  return std::move(run_prefill({{&p, start, 0}}, cache).front());
+}
+
+std::vector<PrefillResult> FalconPerceptionModel::prefill_packed(const std::vector<const PromptTensors*>& prompts,
+                                                                 KvCache& cache) const {
+  std::vector<PrefillSegment> segs;
+  int64_t base = 0;
+  for (const PromptTensors* p : prompts) {
+    segs.push_back({p, 0, base});
+    base += p->ids.dim(0);
+  }
+  if (segs.empty() || cache.length() != 0 || base > cache.capacity()) {
+    throw InternalError("prefill_packed: " + std::to_string(base) + " prompt rows for a cache of " +
+                        std::to_string(cache.capacity()) + " (length " + std::to_string(cache.length()) + ")");
+  }
+  return run_prefill(segs, cache);
+}
+
+namespace {
+// Rows [begin, end) of each host tensor, stacked (dim 0) into one host tensor.
+Tensor stack_rows(const std::vector<std::pair<const Tensor*, std::pair<int64_t, int64_t>>>& parts) {
+  int64_t n = 0;
+  for (const auto& [t, r] : parts) n += r.second - r.first;
+  Shape shape = parts.front().first->shape();
+  shape[0] = n;
+  Tensor out = Tensor::empty(shape, parts.front().first->dtype());
+  int64_t row = 0;
+  for (const auto& [t, r] : parts) {
+    Tensor dst = out.rows(row, row + (r.second - r.first));
+    dst.copy_from(t->rows(r.first, r.second));
+    row += r.second - r.first;
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<PrefillResult> FalconPerceptionModel::run_prefill(const std::vector<PrefillSegment>& segs,
+                                                              KvCache& cache) const {
+  const ModelConfig& c = config_;
+  const int64_t D = c.dim, H = c.n_heads, hd = c.head_dim, F = c.ffn_dim, V = c.vocab_size;
+  // Segment i runs prompt rows [start_i, total_i): rows [row_i, row_i + n_i) of the activations,
+  // cache rows [base_i + start_i, base_i + total_i); it attends to cache rows [base_i, base_i + total_i).
+  std::vector<int64_t> row(segs.size());
+  int64_t S = 0;
+  for (size_t i = 0; i < segs.size(); ++i) {
+    const PrefillSegment& g = segs[i];
+    if (i > 0 && g.base + g.start != segs[i - 1].base + segs[i - 1].p->ids.dim(0)) {
+      throw InternalError("prefill: the segments' new rows must follow each other in the cache");
+    }
+    row[i] = S;
+    S += g.p->ids.dim(0) - g.start;
+  }
+  const int64_t c0 = segs.front().base + segs.front().start;  // first new cache row
+  std::vector<std::pair<const Tensor*, std::pair<int64_t, int64_t>>> ids_parts, pt_parts, phw_parts;
+  for (const PrefillSegment& g : segs) {
+    const std::pair<int64_t, int64_t> r{g.start, g.p->ids.dim(0)};
+    ids_parts.push_back({&g.p->ids, r});
+    pt_parts.push_back({&g.p->pos_t, r});
+    phw_parts.push_back({&g.p->pos_hw, r});
+  }
 
   // Embeddings: tokens, with the img tokens replaced by the projected patches.
   Tensor x = act({S, D});  // (S, D)
-  ops::embedding(weights_.tok_embeddings, p.ids.rows(start, total).to(device_), x);
-  // The img rows are projected patches, unless a reused prefix already holds them.
-  if (p.patches.defined() && p.patches.dim(0) > 0 && p.patch_start + p.patches.dim(0) > start) {
+  ops::embedding(weights_.tok_embeddings, stack_rows(ids_parts).to(device_), x);
+  for (size_t i = 0; i < segs.size(); ++i) {
+    // The img rows are projected patches, unless a reused prefix already holds them.
+    const PromptTensors& p = *segs[i].p;
+    const int64_t start = segs[i].start, total = p.ids.dim(0);
+    if (!p.patches.defined() || p.patches.dim(0) == 0 || p.patch_start + p.patches.dim(0) <= start) continue;
     const int64_t P = p.patches.dim(0);
     if (p.patch_start < start || p.patch_start + P > total) {
       throw InternalError("prefill: the image block must lie inside the rows run");
     }
     Tensor proj = act({P, D});  // (P, D)
     ops::linear(to_device_activation(p.patches), weights_.img_projector, nullptr, proj);
-    Tensor dst = x.rows(p.patch_start - start, p.patch_start - start + P);
+    Tensor dst = x.rows(row[i] + p.patch_start - start, row[i] + p.patch_start - start + P);
     dst.copy_from(proj);
   }
-  const Tensor pos_t = p.pos_t.rows(start, total).to(device_);    // (S) I32
-  const Tensor pos_hw = p.pos_hw.rows(start, total).to(device_);  // (S, 2)
+  const Tensor pos_t = stack_rows(pt_parts).to(device_);    // (S) I32
+  const Tensor pos_hw = stack_rows(phw_parts).to(device_);  // (S, 2)
 
-  Tensor n = act({S, D});                    // normalised input of each sub-block
+  Tensor n = act({S, D});  // normalised input of each sub-block
   Tensor qkv = act({S, int64_t(c.qkv_dim())});
   Tensor q = act({S, H, hd});
   Tensor o = act({S, H, hd});
   Tensor a = act({S, 2 * F});
   Tensor g = act({S, F});
-  const ops::AttentionMask mask{start, p.image_begin, p.image_end};
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = weights_.layers[size_t(l)];
     // Attention: x += wo . attn(rope(norm(q)), rope(norm(k)), v)
     ops::linear(x, w.wqkv, nullptr, qkv, false, norm_first(n));  // (S, (H + 2K) hd)
-    Tensor k_new = cache.keys(l).rows(start, total);    // (S, H, hd) in the cache
-    Tensor v_new = cache.values(l).rows(start, total);  // (S, K, hd) in the cache
+    Tensor k_new = cache.keys(l).rows(c0, c0 + S);    // (S, H, hd) in the cache
+    Tensor v_new = cache.values(l).rows(c0, c0 + S);  // (S, K, hd) in the cache
     ops::qk_norm_rope(qkv, pos_t, pos_hw, weights_.golden, c.rope_theta, block_norm_eps_, q, k_new, v_new);
-    ops::attention(q, cache.keys(l).rows(0, total), cache.values(l).rows(0, total), w.sinks, mask, o);
+    for (size_t i = 0; i < segs.size(); ++i) {  // each prompt over its own keys
+      const PrefillSegment& sg = segs[i];
+      const int64_t total = sg.p->ids.dim(0), ni = total - sg.start;
+      const ops::AttentionMask mask{sg.start, sg.p->image_begin, sg.p->image_end};
+      Tensor oi = o.rows(row[i], row[i] + ni);
+      ops::attention(q.rows(row[i], row[i] + ni), cache.keys(l).rows(sg.base, sg.base + total),
+                     cache.values(l).rows(sg.base, sg.base + total), w.sinks, mask, oi);
+    }
     ops::linear(o.reshape({S, H * hd}), w.wo, nullptr, x, /*accumulate=*/true);
     // FFN: x += w2 . (relu(gate)^2 * up)
-    ops::linear(x, w.w13, nullptr, a, false, norm_first(n));          // (S, 2F)
+    ops::linear(x, w.w13, nullptr, a, false, norm_first(n));              // (S, 2F)
     ops::linear(a, w.w2, nullptr, x, /*accumulate=*/true, gate_first(g));  // g: (S, F)
   }
-  cache.set_length(total);
+  cache.set_length(c0 + S);
 
-  PrefillResult r;
-  r.hidden = act({S, D});
-  ops::rms_norm(x, &weights_.norm, c.norm_eps, r.hidden);
-  r.logits_last = act({1, V});
-  ops::linear(r.hidden.rows(S - 1, S), weights_.output, nullptr, r.logits_last);
-  return r;
+  Tensor hidden = act({S, D});
+  ops::rms_norm(x, &weights_.norm, c.norm_eps, hidden);
+  std::vector<PrefillResult> out(segs.size());
+  for (size_t i = 0; i < segs.size(); ++i) {
+    const int64_t ni = segs[i].p->ids.dim(0) - segs[i].start;
+    out[i].hidden = hidden.rows(row[i], row[i] + ni);
+    out[i].logits_last = act({1, V});
+    ops::linear(hidden.rows(row[i] + ni - 1, row[i] + ni), weights_.output, nullptr, out[i].logits_last);
+  }
+  return out;
 }
 
 void FalconPerceptionModel::decode(const std::vector<DecodeRow>& rows, Tensor& hidden, Tensor& logits) const {

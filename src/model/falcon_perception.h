@@ -77,6 +77,11 @@ class FalconPerceptionModel {
   // Runs prompt rows [start, S) with cache rows [0, start) already filled (start > 0 reuses an
   // image prefix); appends rows to the cache.
   PrefillResult prefill(const PromptTensors& prompt, int64_t start, KvCache& cache) const;
+  // Several whole prompts in one forward pass ("packed"): their rows are stacked, so every
+  // product runs once over all of them; attention runs per prompt over its own rows. Prompt i
+  // occupies cache rows [offset_i, offset_i + S_i) (offsets: running sums of the lengths);
+  // the cache must hold them all. One result per prompt (hidden: a view of its rows).
+  std::vector<PrefillResult> prefill_packed(const std::vector<const PromptTensors*>& prompts, KvCache& cache) const;
 
   // One decode step for each row; hidden [B, D] (final-norm) and logits [B, V] on the device.
   void decode(const std::vector<DecodeRow>& rows, Tensor& hidden, Tensor& logits) const;
@@ -110,6 +115,14 @@ class FalconPerceptionModel {
   ops::LinearPrologue gate_first(Tensor& scratch) const;
 
   void run_decode_layers(DecodeGraph& g, KvPool& pool) const;
+  // Prompt rows [start, total) of `p`, whose cache rows start at `base` (prefill and
+  // prefill_packed share one forward pass).
+  struct PrefillSegment {
+    const PromptTensors* p;
+    int64_t start;
+    int64_t base;
+  };
+  std::vector<PrefillResult> run_prefill(const std::vector<PrefillSegment>& segs, KvCache& cache) const;
 
   ModelConfig config_;
   ModelWeights weights_;

@@ -17,6 +17,18 @@ KvCache::KvCache(int n_layers, int64_t capacity, int n_heads, int n_kv_heads, in
   }
 }
 
+KvCache KvCache::rows_of(KvCache& packed, int64_t begin, int64_t n) {
+  if (begin < 0 || n < 0 || begin + n > packed.capacity_) throw InternalError("KV cache view outside its cache");
+  KvCache c;
+  for (size_t l = 0; l < packed.k_.size(); ++l) {
+    c.k_.push_back(packed.k_[l].rows(begin, begin + n));
+    c.v_.push_back(packed.v_[l].rows(begin, begin + n));
+  }
+  c.capacity_ = n;
+  c.length_ = std::clamp<int64_t>(packed.length_ - begin, 0, n);
+  return c;
+}
+
 void KvCache::set_length(int64_t n) {
   if (n < 0 || n > capacity_) {
     throw InternalError("KV cache length " + std::to_string(n) + " outside capacity " + std::to_string(capacity_));

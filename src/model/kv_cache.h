@@ -23,6 +23,9 @@ class KvCache {
   Tensor& keys(int layer) { return k_[size_t(layer)]; }
   Tensor& values(int layer) { return v_[size_t(layer)]; }
 
+  // Rows [begin, begin + n) of `packed` as a cache of capacity n (sharing its memory): one
+  // sequence's part of a packed prefill's cache.
+  static KvCache rows_of(KvCache& packed, int64_t begin, int64_t n);
   // Copies the first n tokens of `src` (same geometry) into this cache; sets length to n.
   void copy_prefix_from(const KvCache& src, int64_t n);
   size_t bytes() const;

@@ -81,6 +81,7 @@ json prediction_response(const Result& r, const BatchStats& stats, const Respons
       {"input_tokens", r.input_tokens},
       {"output_tokens", r.output_tokens},
       {"cached_tokens", r.cached_tokens},  // prompt tokens whose KV rows the image cache gave
+      {"prefill_batch", r.prefill_batch},  // prompts prefilled together with this one
       // The reference's timing fields: inference is the sum of the phases, queue the rest
       // of the time the request spent in the server.
       {"inference_time_ms", inference},

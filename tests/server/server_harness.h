@@ -195,7 +195,7 @@ inline json without_run_fields(json j) {
   for (const char* k :
        {"id", "created", "inference_time_ms", "queue_ms", "total_time_ms", "tokenize_time_ms",
         "prefill_time_ms", "decode_time_ms", "finalize_time_ms", "num_decode_steps",
-        "avg_decode_batch_size", "timings_ms", "cached_tokens"}) {
+        "avg_decode_batch_size", "timings_ms", "cached_tokens", "prefill_batch"}) {
     j.erase(k);
   }
   return j;
