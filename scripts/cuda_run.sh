@@ -11,8 +11,8 @@
 # Logs go to $OUT when set (the device runner's output folder), else ./cuda-logs.
 # usage: scripts/cuda_run.sh [BIN_DIR (default build-cuda/bin)] ; SKIP_TESTS=1 / SKIP_BENCH=1 /
 #        SKIP_LOAD=1 / SKIP_PROFILE=1
-#        scripts/cuda_run.sh --pack   (here, before a run: strips falcon, engine_tests and
-#        ops_tests into build-cuda/pack/bins.tar.xz (~10 MB; the three binaries are ~75 MB, over
+#        scripts/cuda_run.sh --pack   (here, before a run: strips falcon, engine_tests,
+#        ops_tests and core_tests into build-cuda/pack/bins.tar.xz (~12 MB; the binaries are ~100 MB, over
 #        the 64 MiB carry limit) with the shared libraries the GPU host lacks (libjpeg, libpng,
 #        libwebp, oniguruma, utf8proc) in build-cuda/pack/lib; carry ["build-cuda/pack"]: the
 #        script unpacks it on the device when BIN_DIR has no falcon).
@@ -20,8 +20,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--pack" ]; then
   rm -rf build-cuda/pack build-cuda/strip && mkdir -p build-cuda/pack/lib build-cuda/strip
-  for b in falcon engine_tests ops_tests; do strip -o build-cuda/strip/$b build-cuda/bin/$b; done
-  tar -C build-cuda/strip -cJf build-cuda/pack/bins.tar.xz falcon engine_tests ops_tests
+  for b in falcon engine_tests ops_tests core_tests; do strip -o build-cuda/strip/$b build-cuda/bin/$b; done
+  tar -C build-cuda/strip -cJf build-cuda/pack/bins.tar.xz falcon engine_tests ops_tests core_tests
   # wrk (and its LuaJIT) for the load test: the GPU host has no wrk.
   command -v wrk > /dev/null && cp "$(command -v wrk)" build-cuda/pack/
   for l in libjpeg.so.62 libonig.so.5 libpng16.so.16 libutf8proc.so.2 libwebp.so.7 libluajit-5.1.so.2 \
@@ -46,6 +46,11 @@ note() { echo "== $*" | tee -a "$LOG/summary.txt"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$LOG/gpu.txt"
 
 if [ -z "${SKIP_TESTS:-}" ]; then
+  if [ -x "$BIN/core_tests" ]; then
+    timeout 120 "$BIN/core_tests" --gtest_brief=1 > "$LOG/core_tests.log" 2>&1; rc=$?
+    note "core_tests rc=$rc $(grep -E '^\[  (PASSED|FAILED)' "$LOG/core_tests.log" | tr '\n' ' ')"
+    [ $rc -eq 0 ] || status=1
+  fi
   if [ -x "$BIN/ops_tests" ]; then
     timeout 180 "$BIN/ops_tests" --gtest_brief=1 > "$LOG/ops_tests.log" 2>&1; rc=$?
     note "ops_tests rc=$rc $(grep -E '^\[  (PASSED|FAILED)' "$LOG/ops_tests.log" | tr '\n' ' ')"

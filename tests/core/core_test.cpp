@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "core/device.h"
 #include "core/dtype.h"
 #include "core/safetensors.h"
 #include "test_support.h"
@@ -124,6 +125,24 @@ TEST(Safetensors, MisalignedTensorIsCopiedAligned) {
   EXPECT_EQ(t.data<int64_t>()[0], -7);
   EXPECT_EQ(t.data<int64_t>()[1], 1LL << 40);
   EXPECT_EQ(f.view("a").data<float>()[0], 1.5f);
+}
+
+// A device allocation the GPU cannot hold is a typed, readable error, and the process keeps
+// working afterwards: the memory pool is trimmed and retried first, nothing stays reserved.
+TEST(DeviceMemory, OutOfMemoryIsAnErrorAndTheDeviceStaysUsable) {
+  if (!device_available(Device::CUDA)) GTEST_SKIP() << "no CUDA device";
+  {
+    Tensor warm = Tensor::zeros({1 << 20}, DType::F32, Device::CUDA);  // something in the pool
+  }
+  try {
+    Tensor huge = Tensor::empty({int64_t(1) << 40}, DType::F32, Device::CUDA);  // 4 TiB
+    FAIL() << "allocated 4 TiB";
+  } catch (const OutOfMemory& e) {
+    EXPECT_NE(std::string(e.what()).find("out of GPU memory allocating 4194304 MiB"), std::string::npos) << e.what();
+  }
+  Tensor t = test::random_tensor({1000}, 3, -1, 1);
+  const Tensor back = t.to(Device::CUDA).to(Device::CPU);
+  EXPECT_EQ(test::max_abs_diff(back, t), 0.0);
 }
 
 }  // namespace
