@@ -182,6 +182,80 @@ void attention_tiled(const Geometry& g, const float* qd, const float* kd, const 
 
 }  // namespace
 
+// One query row (a decode step): keys split into chunks across threads, each chunk taking
+// every head at once, so K and V stream through memory in their stored order ([T, H, hd]
+// keys, [T, K, hd] values: one contiguous run per key) instead of one head's strided rows
+// at a time. Each chunk keeps per-head (max, sum, p . v) partials; they are merged with
+// the usual rescaling at the end.
+void attention_one_row(const Geometry& g, const float* qd, const float* kd, const float* vd, const float* sink,
+                       const AttentionMask& mask, float* od) {
+  constexpr int64_t kChunk = 256;  // keys per work item: the chunk's scores for 16 heads are 16 KB
+  const int64_t n = last_visible_key(mask.q_offset, mask) + 1;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  const int64_t H = g.H, hd = g.hd;
+  std::vector<float> part_max(size_t(chunks * H)), part_acc(size_t(chunks * H * hd));
+  std::vector<double> part_sum(size_t(chunks * H));
+  std::vector<float> q(size_t(H * hd));  // scaled queries
+  for (int64_t i = 0; i < H * hd; ++i) q[size_t(i)] = qd[i] * g.scale;
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    std::vector<float> scores(size_t(H * kChunk));
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t j0 = c * kChunk, len = std::min(kChunk, n - j0);
+      float* mx = part_max.data() + c * H;
+      for (int64_t h = 0; h < H; ++h) mx[h] = -INFINITY;
+      for (int64_t j = 0; j < len; ++j) {
+        const float* kj = kd + (j0 + j) * H * hd;
+        for (int64_t h = 0; h < H; ++h) {
+          const float sc = dot(q.data() + h * hd, kj + h * hd, hd);
+          scores[size_t(h * kChunk + j)] = sc;
+          mx[h] = std::max(mx[h], sc);
+        }
+      }
+      double* sum = part_sum.data() + c * H;
+      float* acc = part_acc.data() + c * H * hd;
+      for (int64_t h = 0; h < H; ++h) {
+        float* sh = scores.data() + h * kChunk;
+        const float m = mx[h];
+        float s = 0.f;  // at most kChunk terms in [0, 1]: f32 keeps them to ~1e-7
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < len; ++j) {
+          sh[j] = exp_nonpositive(sh[j] - m);
+          s += sh[j];
+        }
+        sum[h] = s;
+      }
+      std::fill(acc, acc + H * hd, 0.f);
+      for (int64_t j = 0; j < len; ++j) {
+        const float* vj = vd + (j0 + j) * g.K * hd;
+        for (int64_t h = 0; h < H; ++h) {
+          const float p = scores[size_t(h * kChunk + j)];
+          const float* vh = vj + (h / g.group) * hd;
+          float* ah = acc + h * hd;
+#pragma omp simd
+          for (int64_t d = 0; d < hd; ++d) ah[d] += p * vh[d];
+        }
+      }
+    }
+  });
+  // Merge the chunks: rescale each to the overall max, then the sink gate.
+  for (int64_t h = 0; h < H; ++h) {
+    float m = -INFINITY;
+    for (int64_t c = 0; c < chunks; ++c) m = std::max(m, part_max[size_t(c * H + h)]);
+    double sum = 0;
+    float* oh = od + h * hd;
+    std::fill(oh, oh + hd, 0.f);
+    for (int64_t c = 0; c < chunks; ++c) {
+      const float w = std::exp(part_max[size_t(c * H + h)] - m);
+      sum += part_sum[size_t(c * H + h)] * double(w);
+      const float* a = part_acc.data() + (c * H + h) * hd;
+      for (int64_t d = 0; d < hd; ++d) oh[d] += w * a[d];
+    }
+    const double lse = double(m) + std::log(sum);
+    const float f = float(1.0 / (1.0 + std::exp(-(lse - double(sink[h])))) / sum);
+    for (int64_t d = 0; d < hd; ++d) oh[d] *= f;
+  }
+}
+
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& sinks,
                const AttentionMask& mask, Tensor& out) {
   if (q.dtype() != DType::F32) throw Unsupported("attention (cpu): only F32 activations");
@@ -190,7 +264,10 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
   g.group = g.H / g.K;
   g.scale = 1.0f / std::sqrt(float(g.hd));
   const bool tiled = simd::kLanes > 1 && g.hd % simd::kLanes == 0 && g.hd <= 256 && g.S >= kRows / 2;
-  if (tiled) {
+  if (g.S == 1 && g.T >= 1024) {
+    attention_one_row(g, q.data<float>(), k.data<float>(), v.data<float>(), sinks.data<float>(), mask,
+                      out.data<float>());
+  } else if (tiled) {
     attention_tiled(g, q.data<float>(), k.data<float>(), v.data<float>(), sinks.data<float>(), mask,
                     out.data<float>());
   } else {

@@ -56,6 +56,11 @@ TEST_P(AttentionTest, MatchesDenseReference) {
       {3, 37, 4, 4, 24, 1, 20},    // several decode rows, no GQA, head_dim 24
       {70, 0, 8, 2, 64, 1, 66},    // group of 4
       {17, 0, 2, 1, 128, 0, 17},   // the whole prompt is one image span
+      // One row over a long cache (the CPU's chunked decode path): a partial last chunk,
+      // a whole number of chunks with the image block behind, an odd head_dim.
+      {1, 3000, 4, 2, 64, 5, 2000},
+      {1, 2047, 16, 8, 128, 1, 1000},
+      {1, 1024, 3, 3, 40, 0, 0},
   };
   uint64_t seed = 10;
   for (const Case& c : cases) {
