@@ -10,6 +10,7 @@
 # records; its histogram takes 8 bytes per microsecond of it, so keep it modest.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib/serve_port.sh"
 model="" falcon="$here/../build/bin/falcon" requests=100 concurrency=8 image="" task=detection
 query="a shape" max_tokens=8 min_size="" max_size="" wrk_timeout=30 extra=()
 while (($#)); do
@@ -59,10 +60,9 @@ PY
 "$falcon" serve --model "$model" --port 0 --max-queue "$((requests + concurrency))" "${extra[@]}" \
   >"$work/out" 2>"$work/log" &
 pid=$!
-port=""
-for _ in $(seq 1 6000); do
-  port=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/out" 2>/dev/null | head -1 | sed 's/.*://') || true
-  [[ -n "$port" ]] && curl -fsS "http://127.0.0.1:$port/v1/health" 2>/dev/null | grep -q '"status":"ready"' && break
+port=$(serve_port "$work/out" "$pid" "$work/log" 6000) || exit 1
+for _ in $(seq 1 6000); do  # the model loads after the port is bound
+  curl -fsS "http://127.0.0.1:$port/v1/health" 2>/dev/null | grep -q '"status":"ready"' && break
   kill -0 "$pid" 2>/dev/null || { cat "$work/log" >&2; exit 1; }
   sleep 0.1
 done

@@ -7,6 +7,7 @@
 # "pid port" line per backend), logs, and prints "ready: http://127.0.0.1:P" when serving.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib/serve_port.sh"
 model="" backends=2 port=8080 falcon="$here/../build/bin/falcon" dir="" extra=()
 while (($#)); do
   case "$1" in
@@ -45,14 +46,8 @@ for i in $(seq 1 "$backends"); do
   "$falcon" serve --model "$model" --host 127.0.0.1 --port 0 "${extra[@]}" \
     >"$dir/backend$i.out" 2>"$dir/backend$i.log" &
   pids+=($!)
-  p=""
-  for _ in $(seq 1 600); do
-    p=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/backend$i.out" 2>/dev/null | head -1 | sed 's/.*://') || true
-    [[ -n "$p" ]] && break
-    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$dir/backend$i.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  [[ -n "$p" ]] || { echo "nginx-lb.sh: backend $i did not start" >&2; exit 1; }
+  p=$(serve_port "$dir/backend$i.out" "${pids[-1]}" "$dir/backend$i.log") ||
+    { echo "nginx-lb.sh: backend $i did not start" >&2; exit 1; }
   echo "${pids[-1]} $p" >>"$dir/backends"
   upstreams+="server 127.0.0.1:$p max_fails=1 fail_timeout=5s;"$'\n    '
 done

@@ -6,6 +6,7 @@
 # Skips (exit 0) when Chromium is not installed; CHROMIUM=/path overrides the browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/serve_port.sh
 falcon=${1:-build/bin/falcon}
 chromium=${CHROMIUM:-/usr/bin/chromium}
 if [[ ! -x "$chromium" ]]; then
@@ -36,14 +37,8 @@ trap cleanup EXIT
 "$falcon" serve --model tests/fixtures/perception-tiny/model --host 127.0.0.1 --port 0 --allow-forced-tokens \
   >"$work/out" 2>"$work/log" &
 server_pid=$!
-port=""
-for _ in $(seq 1 300); do
-  port=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/out" 2>/dev/null | head -1 | sed 's/.*://') || true
-  [[ -n "$port" ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/log" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -n "$port" ]] || { echo "browser test: the server did not start" >&2; cat "$work/log" >&2; exit 1; }
+port=$(serve_port "$work/out" "$server_pid" "$work/log" 300) ||
+  { echo "browser test: the server did not start" >&2; exit 1; }
 
 out_dir=${WEB_TEST_OUT:-$(dirname "$falcon")/../web-test}
 status=0

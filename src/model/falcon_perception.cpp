@@ -14,7 +14,6 @@
 #include <string>
 
 #include "core/error.h"
-#include "core/parallel.h"
 #include "ops/activation.h"
 #include "ops/argmax.h"
 #include "ops/attention.h"
@@ -243,11 +242,7 @@ Tensor FalconPerceptionModel::to_device_activation(const Tensor& host_f32) const
     // Round on the host (the same round-to-nearest-even as the device's convert) and upload
     // half the bytes: the 1024x768 image's patches are 9.4 MB in f32.
     Tensor bf = Tensor::empty(host_f32.shape(), DType::BF16);
-    const float* src = host_f32.data<float>();
-    uint16_t* dst = static_cast<uint16_t*>(bf.raw());
-    parallel_for(host_f32.numel(), 1 << 16, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) dst[i] = f32_to_bf16(src[i]);
-    });
+    ops::convert(host_f32, bf);
     Tensor out = act(host_f32.shape());
     ops::cuda::upload_async(out.raw(), bf.raw(), size_t(bf.numel()) * sizeof(uint16_t));
     return out;
@@ -285,8 +280,9 @@ std::vector<PrefillResult> FalconPerceptionModel::prefill_packed(const std::vect
 }
 
 namespace {
-// Rows [begin, end) of each host tensor, stacked (dim 0) into one host tensor.
+// Rows [begin, end) of each host tensor, stacked (dim 0) into one host tensor (one part: a view).
 Tensor stack_rows(const std::vector<std::pair<const Tensor*, std::pair<int64_t, int64_t>>>& parts) {
+  if (parts.size() == 1) return parts.front().first->rows(parts.front().second.first, parts.front().second.second);
   int64_t n = 0;
   for (const auto& [t, r] : parts) n += r.second - r.first;
   Shape shape = parts.front().first->shape();

@@ -293,6 +293,50 @@ __device__ __forceinline__ void store_b(const Args& p, int n0, int k0, float* Bs
   }
 }
 
+// Per-channel (mean, M2) of one output tile (the mma fragments in acc): sums over a thread's
+// 8 columns, the 4 lanes of a row (shuffles), then the 4 warp columns (shared memory `red`,
+// [4][BM]); M2 around the tile mean. Channel m0 + r's summary goes to
+// partials[(m0 + r) * stride + tile]. Every thread of the block calls it (it synchronises).
+__device__ __forceinline__ void tile_moments(const float (&acc)[4][4][4], int n0, int P, int m0, int co,
+                                             float2* partials, int stride, int tile, float* red, float* tile_mean) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
+  const int wm = warp >> 2, wn = warp & 3;
+  const int count = min(BN, P - n0);
+  for (int pass = 0; pass < 2; ++pass) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = wm * 64 + i * 16 + h * 8 + gid;
+        const float mu = pass ? tile_mean[row] : 0.f;
+        float s = 0.f;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int n = n0 + wn * 32 + j * 8 + 2 * tig;
+#pragma unroll
+          for (int q = 0; q < 2; ++q) {
+            const float d = acc[i][j][2 * h + q] - mu;
+            if (n + q < P) s += pass ? d * d : d;
+          }
+        }
+        s += __shfl_xor_sync(0xffffffffu, s, 1);
+        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        if (tig == 0) red[wn * BM + row] = s;
+      }
+    }
+    __syncthreads();
+    if (tid < BM) {
+      const float total = red[tid] + red[BM + tid] + red[2 * BM + tid] + red[3 * BM + tid];
+      if (pass == 0) {
+        tile_mean[tid] = total / float(count);
+      } else if (m0 + tid < co) {
+        partials[size_t(m0 + tid) * stride + tile] = make_float2(tile_mean[tid], total);
+      }
+    }
+    __syncthreads();
+  }
+}
+
 template <int KS, bool SPLIT>
 __global__ void __launch_bounds__(kThreads, 2) conv_tf32_kernel(const Args p) {
   extern __shared__ float4 smem4[];
@@ -420,44 +464,7 @@ __global__ void __launch_bounds__(kThreads, 2) conv_tf32_kernel(const Args p) {
       }
     }
   }
-  if (!p.partials) return;
-
-  // Per-channel (mean, M2) of this tile's outputs: sums over the thread's 8 columns, the 4 lanes
-  // of a row (shuffles), then the 4 warp columns (shared memory); M2 around the tile mean.
-  const int count = min(BN, p.P - n0);
-  for (int pass = 0; pass < 2; ++pass) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = wm * 64 + i * 16 + h * 8 + gid;
-        const float mu = pass ? tile_mean[row] : 0.f;
-        float s = 0.f;
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const int n = n0 + wn * 32 + j * 8 + 2 * tig;
-#pragma unroll
-          for (int q = 0; q < 2; ++q) {
-            const float d = acc[i][j][2 * h + q] - mu;
-            if (n + q < p.P) s += pass ? d * d : d;
-          }
-        }
-        s += __shfl_xor_sync(0xffffffffu, s, 1);
-        s += __shfl_xor_sync(0xffffffffu, s, 2);
-        if (tig == 0) red[wn * BM + row] = s;
-      }
-    }
-    __syncthreads();
-    if (tid < BM) {
-      const float total = red[tid] + red[BM + tid] + red[2 * BM + tid] + red[3 * BM + tid];
-      if (pass == 0) {
-        tile_mean[tid] = total / float(count);
-      } else if (m0 + tid < p.co) {
-        p.partials[size_t(m0 + tid) * p.tiles_n + n_tile] = make_float2(tile_mean[tid], total);
-      }
-    }
-    __syncthreads();
-  }
+  if (p.partials) tile_moments(acc, n0, p.P, m0, p.co, p.partials, p.tiles_n, n_tile, red, tile_mean);
 }
 
 // Chan's parallel merge of (count, mean, M2) summaries, in double.
@@ -674,42 +681,7 @@ __global__ void __launch_bounds__(kThreads, 1) conv_pw_tf32_kernel(const PwArgs 
         }
       }
     }
-    if (p.partials) {  // (mean, M2) per channel of the tile, as the generic kernel
-      const int count = min(BN, p.P - n0);
-      for (int pass = 0; pass < 2; ++pass) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int row = wm * 64 + i * 16 + h * 8 + gid;
-            const float mu = pass ? tile_mean[row] : 0.f;
-            float s = 0.f;
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-              const int n = n0 + wn * 32 + j * 8 + 2 * tig;
-#pragma unroll
-              for (int q = 0; q < 2; ++q) {
-                const float d = acc[i][j][2 * h + q] - mu;
-                if (n + q < p.P) s += pass ? d * d : d;
-              }
-            }
-            s += __shfl_xor_sync(0xffffffffu, s, 1);
-            s += __shfl_xor_sync(0xffffffffu, s, 2);
-            if (tig == 0) red[wn * BM + row] = s;
-          }
-        }
-        __syncthreads();
-        if (tid < BM) {
-          const float total = red[tid] + red[BM + tid] + red[2 * BM + tid] + red[3 * BM + tid];
-          if (pass == 0) {
-            tile_mean[tid] = total / float(count);
-          } else if (tid < p.co) {
-            p.partials[size_t(tid) * p.tiles + tile] = make_float2(tile_mean[tid], total);
-          }
-        }
-        __syncthreads();
-      }
-    }
+    if (p.partials) tile_moments(acc, n0, p.P, 0, p.co, p.partials, p.tiles, tile, red, tile_mean);
     __syncthreads();  // buf is refilled by the cp.async of the next iteration
   }
 }

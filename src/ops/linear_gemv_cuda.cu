@@ -19,10 +19,10 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-enum class Transform { None, RmsNorm, Gate };
+enum class Transform { RmsNorm, Gate };
 
 constexpr int kWarps = 8;
-constexpr int kSteps = 4;      // 16-byte weight loads in flight per lane
+constexpr int kSteps = 4;    // 16-byte weight loads in flight per lane
 constexpr int kMaxRows = 4;  // rows of x per launch (accumulators stay in registers)
 
 // Eight transformed inputs x'[m, k .. k+8), rounded to bf16 as the unfused op would store them.
@@ -40,10 +40,8 @@ __device__ __forceinline__ void input8(const bf16* x, int64_t row_stride, int m,
     }
   } else {
     load_f32<bf16, 8>(x + m * row_stride + k, o);
-    if constexpr (T == Transform::RmsNorm) {
 #pragma unroll
-      for (int i = 0; i < 8; ++i) o[i] = to_f32(from_f32<bf16>(o[i] * inv));
-    }
+    for (int i = 0; i < 8; ++i) o[i] = to_f32(from_f32<bf16>(o[i] * inv));
   }
 }
 
@@ -135,28 +133,20 @@ void launch_rows(const bf16* x, int64_t row_stride, const bf16* w, const float* 
 
 }  // namespace
 
-bool gemv_bf16(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate,
-               const LinearPrologue* prologue) {
+bool linear_fused(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate,
+                  const LinearPrologue& prologue) {
   const int64_t M = y.dim(0), N = w.dim(0), K = w.dim(1);
   if (x.dtype() != DType::BF16 || w.dtype() != DType::BF16 || M < 1 || M > kMaxRows || K % 8 != 0) return false;
   if (!aligned_to(x.raw(), 16) || !aligned_to(w.raw(), 16) || x.dim(1) % 8 != 0) return false;
   const float* b = bias ? bias->data<float>() : nullptr;
-  const bf16* xp = x.data<bf16>();
-  bf16* yp = y.data<bf16>();
-  const int64_t stride = x.dim(1);
-  if (!prologue) {
-    launch_rows<Transform::None>(xp, stride, w.data<bf16>(), b, yp, M, N, K, accumulate, 0.f);
-  } else if (prologue->kind == LinearPrologue::Kind::RmsNorm) {
-    launch_rows<Transform::RmsNorm>(xp, stride, w.data<bf16>(), b, yp, M, N, K, accumulate, prologue->eps);
+  if (prologue.kind == LinearPrologue::Kind::RmsNorm) {
+    launch_rows<Transform::RmsNorm>(x.data<bf16>(), x.dim(1), w.data<bf16>(), b, y.data<bf16>(), M, N, K, accumulate,
+                                    prologue.eps);
   } else {
-    launch_rows<Transform::Gate>(xp, stride, w.data<bf16>(), b, yp, M, N, K, accumulate, 0.f);
+    launch_rows<Transform::Gate>(x.data<bf16>(), x.dim(1), w.data<bf16>(), b, y.data<bf16>(), M, N, K, accumulate,
+                                 0.f);
   }
   return true;
-}
-
-bool linear_fused(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate,
-                  const LinearPrologue& prologue) {
-  return gemv_bf16(x, w, bias, y, accumulate, &prologue);
 }
 
 }  // namespace falcon::ops::cuda

@@ -12,9 +12,6 @@
 
 #include "core/tensor.h"
 
-namespace falcon::ops {
-struct LinearPrologue;
-}
 namespace falcon::ops::cuda {
 
 // Builds the layout above on the GPU from a CPU weight of any float dtype.
@@ -24,12 +21,6 @@ Tensor prepare_quantized_weight(const Tensor& w, DType dtype);
 // The path for pairs cuBLASLt cannot take exactly (F16/Q8/Q4 weights, F32 activations against
 // BF16 weights): a warp-per-output GEMV for up to 8 rows, a tiled SIMT GEMM above.
 void linear_dequant(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate);
-
-// y = x' . w^T (+ bias) (+ y) for BF16 x and BF16 w with 1-4 rows, x' = x or the prologue's
-// transform of x (linear_gemv_cuda.cu). False, doing nothing, when the shapes, dtypes or
-// alignment do not fit.
-bool gemv_bf16(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate,
-               const LinearPrologue* prologue);
 
 // y = bias (or 0) (+ y): the K = 0 product.
 void linear_empty_k(const Tensor* bias, Tensor& y, bool accumulate);
