@@ -1,6 +1,6 @@
 // CUDA forward-pass ops at the real model's shapes, timed with CUDA events (docs/cuda.md).
 //
-//   cuda_ops_bench [--quick] [prefill|decode|decode-sweep|decode-series|small|linear|q8|stack ...]
+//   cuda_ops_bench [--quick] [prefill|decode|decode-sweep|decode-series|small|linear|q8|decode-ops|stack ...]
 //   (default: all sections but decode-sweep and decode-series)
 //
 // Tables: prefill attention (S = 3,095, image block of 3,077 = cls + 4 registers + 3,072
@@ -618,6 +618,71 @@ void bench_stack(const Dims& d, DType wdt, const char* wname) {
   cudaStreamDestroy(cap);
 }
 
+// The engine's decode step as FalconPerceptionModel::run_decode_layers builds it (norm and gate
+// folded into the GEMVs, q/k/v through qk_norm_rope_paged into a paged pool of 16-key blocks,
+// paged attention over T keys), captured as one CUDA graph; then the same graph without one op
+// kind at a time (the difference: what that op costs inside the pipelined step, kernel plus
+// whatever the dependent launches do not hide), and each op kind alone (28 in a row).
+void bench_decode_ops(const Dims& d, int64_t T) {
+  std::printf("\n== %s, BF16: the engine's decode step (graph), T = %lld ==\n", d.name, (long long)T);
+  Stack st{d, make_layers(d, DType::BF16, int(d.layers)),
+           ops::prepare_linear_weight(random_cpu({kVocab, d.D}, 70, -0.05f, 0.05f), DType::BF16, Device::CUDA),
+           random_gpu({d.D}, DType::F32, 71, 0.5f, 1.5f), random_gpu({d.H}, DType::F32, 72),
+           random_gpu({d.H, d.hd / 4, 2}, DType::F32, 73)};
+  const int64_t bs = 16, blocks = (T + bs - 1) / bs;
+  std::vector<Tensor> kp, vp;
+  for (int64_t l = 0; l < d.layers; ++l) {
+    kp.push_back(random_gpu({blocks, bs, d.H, d.hd}, DType::BF16, 300 + uint64_t(l), -2, 2));
+    vp.push_back(random_gpu({blocks, bs, d.K, d.hd}, DType::BF16, 400 + uint64_t(l)));
+  }
+  Tensor table_h = Tensor::empty({1, blocks}, DType::I32), lens_h = Tensor::empty({1}, DType::I32);
+  Tensor slot_h = Tensor::empty({1}, DType::I32);
+  for (int64_t b = 0; b < blocks; ++b) table_h.data<int32_t>()[b] = int32_t(blocks - 1 - b);  // scattered blocks
+  lens_h.data<int32_t>()[0] = int32_t(T);
+  slot_h.data<int32_t>()[0] = int32_t(table_h.data<int32_t>()[(T - 1) / bs] * bs + (T - 1) % bs);
+  const Tensor table = table_h.to(Device::CUDA), lens = lens_h.to(Device::CUDA), slots = slot_h.to(Device::CUDA);
+  const auto act = [](const Shape& sh) { return Tensor::zeros(sh, DType::BF16, Device::CUDA); };
+  Tensor x = random_gpu({1, d.D}, DType::BF16, 76), n = act({1, d.D}), qkv = act({1, (d.H + 2 * d.K) * d.hd});
+  Tensor q = act({1, d.H, d.hd}), o = act({1, d.H, d.hd}), a = act({1, 2 * d.F}), g = act({1, d.F});
+  Tensor hidden = act({1, d.D}), logits = act({1, kVocab}), next = Tensor::zeros({1}, DType::I32, Device::CUDA);
+  const Tensor pos_t = Tensor::zeros({1}, DType::I32, Device::CUDA), pos_hw = Tensor::zeros({1, 2}, DType::F32, Device::CUDA);
+  const float eps = 1.1920929e-7f;
+  const ops::LinearPrologue norm{ops::LinearPrologue::Kind::RmsNorm, eps, &n};
+  const ops::LinearPrologue gate{ops::LinearPrologue::Kind::SquaredReluGate, 0.f, &g};
+  const char* names[] = {"wqkv + norm", "qk_norm_rope_paged", "paged_attention", "wo", "w13 + norm", "w2 + gate",
+                         "final norm, logits, argmax"};
+  constexpr unsigned kAll = 127;
+  const auto step = [&](unsigned ops_on) {
+    for (int64_t l = 0; l < d.layers; ++l) {
+      const LayerWeights& L = st.layers[size_t(l)];
+      if (ops_on & 1) ops::linear(x, L.wqkv, nullptr, qkv, false, norm);
+      if (ops_on & 2) ops::qk_norm_rope_paged(qkv, pos_t, pos_hw, st.golden, 10000.f, eps, q, slots, kp[size_t(l)], vp[size_t(l)]);
+      if (ops_on & 4) ops::paged_attention(q, kp[size_t(l)], vp[size_t(l)], table, lens, st.sinks, o);
+      if (ops_on & 8) ops::linear(o.reshape({1, d.H * d.hd}), L.wo, nullptr, x, true);
+      if (ops_on & 16) ops::linear(x, L.w13, nullptr, a, false, norm);
+      if (ops_on & 32) ops::linear(a, L.w2, nullptr, x, true, gate);
+    }
+    if (ops_on & 64) {
+      ops::rms_norm(x, &st.final_norm, 1e-5f, hidden);
+      ops::linear(hidden, st.out_w, nullptr, logits, false);
+      ops::argmax(logits, next);
+    }
+  };
+  double wbytes = double(st.out_w.nbytes());
+  for (const LayerWeights& L : st.layers) wbytes += double(L.wqkv.nbytes() + L.wo.nbytes() + L.w13.nbytes() + L.w2.nbytes());
+  const double kvbytes = double(d.layers) * double(T) * double(d.H + d.K) * double(d.hd) * 2.0;
+  const double full = graph_ms([&](int) { step(kAll); }, 1, 9);
+  std::printf("whole step: %.3f ms   (weights %.0f MB + KV %.0f MB: floor %.3f ms at 3 TB/s)\n", full, wbytes / 1e6,
+              kvbytes / 1e6, (wbytes + kvbytes) / 3e9);
+  std::printf("%-28s %16s %16s\n", "op", "step without it", "alone");
+  for (int i = 0; i < 7; ++i) {
+    const double without = graph_ms([&](int) { step(kAll & ~(1u << i)); }, 1, 9);
+    const double alone = graph_ms([&](int) { step(1u << i); }, 1, 9);
+    const double per = i == 6 ? 1.0 : double(d.layers);
+    std::printf("%-28s %9.1f us/call %9.1f us/call\n", names[i], (full - without) * 1e3 / per, alone * 1e3 / per);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -651,6 +716,11 @@ int main(int argc, char** argv) {
       std::vector<LayerWeights> layers = make_layers(d, DType::Q8, int(d.layers));
       Tensor out_w = ops::prepare_linear_weight(random_cpu({kVocab, d.D}, 91, -0.05f, 0.05f), DType::Q8, Device::CUDA);
       bench_linear(layers, out_w, d, "Q8 (dequant GEMV, phase-1 kernel)");
+    }
+    if (section("decode-ops")) {
+      bench_decode_ops(kPerception, 3100);
+      bench_decode_ops(kPerception, 1230);
+      bench_decode_ops(kOcr, 3100);
     }
     if (section("stack")) {
       bench_stack(kPerception, DType::BF16, "BF16");

@@ -12,7 +12,7 @@
 # usage: scripts/cuda_run.sh [BIN_DIR (default build-cuda/bin)] ; SKIP_TESTS=1 / SKIP_BENCH=1 /
 #        SKIP_LOAD=1 / SKIP_PROFILE=1
 #        scripts/cuda_run.sh --pack   (here, before a run: strips falcon, engine_tests,
-#        ops_tests and core_tests into build-cuda/pack/bins.tar.xz (~12 MB; the binaries are ~100 MB, over
+#        ops_tests, core_tests and cuda_ops_bench into build-cuda/pack/bins.tar.xz (~12 MB; the binaries are ~100 MB, over
 #        the 64 MiB carry limit) with the shared libraries the GPU host lacks (libjpeg, libpng,
 #        libwebp, oniguruma, utf8proc) in build-cuda/pack/lib; carry ["build-cuda/pack"]: the
 #        script unpacks it on the device when BIN_DIR has no falcon).
@@ -20,8 +20,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--pack" ]; then
   rm -rf build-cuda/pack build-cuda/strip && mkdir -p build-cuda/pack/lib build-cuda/strip
-  for b in falcon engine_tests ops_tests core_tests; do strip -o build-cuda/strip/$b build-cuda/bin/$b; done
-  tar -C build-cuda/strip -cJf build-cuda/pack/bins.tar.xz falcon engine_tests ops_tests core_tests
+  for b in falcon engine_tests ops_tests core_tests cuda_ops_bench; do strip -o build-cuda/strip/$b build-cuda/bin/$b; done
+  tar -C build-cuda/strip -cJf build-cuda/pack/bins.tar.xz falcon engine_tests ops_tests core_tests cuda_ops_bench
   # wrk (and its LuaJIT) for the load test: the GPU host has no wrk.
   command -v wrk > /dev/null && cp "$(command -v wrk)" build-cuda/pack/
   for l in libjpeg.so.62 libonig.so.5 libpng16.so.16 libutf8proc.so.2 libwebp.so.7 libluajit-5.1.so.2 \
@@ -146,7 +146,7 @@ for line in open(f"{log}/bench-index.txt"):
     else:
         wall = j["total_ms"]
         seg = f", seg {j['segmentation_ms']:.0f}" if j.get("segmentation_ms") else ""
-        print(f"| {name} | {wall:.1f} ({rw}{seg}) | {float(rw)/wall:.2f}x | {j['prefill_ms']:.1f} ({rp}) | {j['decode_ms_per_token']:.3f} ({rt}) | | {fr} |")
+        print(f"| {name} | {wall:.1f} ({rw}{seg}) | {float(rw)/wall:.2f}x | {j['prefill_ms']:.1f} ({rp}; host {j.get('prefill_host_ms', 0):.1f}) | {j['decode_ms_per_token']:.3f} ({rt}) | | {fr} |")
 PY
 fi
 if [ -z "${SKIP_LOAD:-}" ] && [ -f "$TMP/perception/model.safetensors" ]; then

@@ -333,6 +333,7 @@ void EngineImpl::start(Sequence& s) {
   const int64_t start = prefix ? prefix_len : 0;
   if (prefix) s.cache.copy_prefix_from(prefix->cache, prefix_len);
   PrefillResult pre_out = model_->prefill(s.prompt, start, s.cache);
+  s.result.timings.prefill_host_ms = ms_since(t_prefill);
   model_->wait();  // the prefill's time is its device time, not the time to queue it
   s.result.timings.prefill_ms = ms_since(t_prefill);
   after_prefill(s, pre_out, prefix, start);
@@ -356,6 +357,7 @@ void EngineImpl::start_packed(const std::vector<Sequence*>& group) {
   }
   KvCache packed = model_->new_cache(rows);
   std::vector<PrefillResult> out = model_->prefill_packed(prompts, packed);
+  const double host_ms = ms_since(t_prefill);
   model_->wait();
   const double ms = ms_since(t_prefill);
   int64_t base = 0;
@@ -365,6 +367,7 @@ void EngineImpl::start_packed(const std::vector<Sequence*>& group) {
     s.cache = KvCache::rows_of(packed, base, S);
     base += S;
     s.result.timings.prefill_ms = ms;
+    s.result.timings.prefill_host_ms = host_ms;
     s.result.prefill_batch = int(group.size());
     after_prefill(s, out[i], nullptr, 0);
   }

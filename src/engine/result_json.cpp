@@ -25,9 +25,13 @@ nlohmann::json result_to_json(const Result& r) {
   j["input_tokens"] = r.input_tokens;
   j["output_tokens"] = r.output_tokens;
   j["cached_tokens"] = r.cached_tokens;
-  j["timings_ms"] = {{"queue", r.timings.queue_ms},           {"preprocess", r.timings.preprocess_ms},
-                     {"prefill", r.timings.prefill_ms},       {"segmentation", r.timings.segmentation_ms},
-                     {"decode", r.timings.decode_ms},         {"total", r.timings.total_ms}};
+  j["timings_ms"] = {{"queue", r.timings.queue_ms},
+                     {"preprocess", r.timings.preprocess_ms},
+                     {"prefill", r.timings.prefill_ms},
+                     {"prefill_host", r.timings.prefill_host_ms},
+                     {"segmentation", r.timings.segmentation_ms},
+                     {"decode", r.timings.decode_ms},
+                     {"total", r.timings.total_ms}};
   return j;
 }
 

@@ -47,7 +47,7 @@ struct DecodeGraph {
   std::vector<int32_t> host_in;  // ids [B], pos_t [B], slots [B], seq_lens [B], table [B, MB]
   Tensor in, ids, pos_t, slots, seq_lens, table;
   Tensor pos_hw;  // [B, 2] zeros: text rows have the identity 2-D rotation
-  Tensor x, n, qkv, q, k, v, o, a, g, hidden, logits, argmax;
+  Tensor x, n, qkv, q, o, a, g, hidden, logits, argmax;
   std::vector<int32_t> host_argmax;
   int runs = 0;  // eager runs so far (the first one grows the ops' scratch before a capture)
   ops::cuda::Graph embed_graph, layers_graph;
@@ -89,8 +89,9 @@ void FalconPerceptionModel::run_decode_layers(DecodeGraph& g, KvPool& pool) cons
     const LayerWeights& w = weights_.layers[size_t(l)];
     // x += wo . attn(rope(norm(q)), rope(norm(k)), v); the rms_norm runs inside wqkv's product
     ops::linear(g.x, w.wqkv, nullptr, g.qkv, false, norm_first(g.n));  // (B, (H + 2K) hd)
-    ops::qk_norm_rope(g.qkv, g.pos_t, g.pos_hw, weights_.golden, c.rope_theta, block_norm_eps_, g.q, g.k, g.v);
-    ops::paged_kv_write(g.k, g.v, g.slots, pool.keys(l), pool.values(l));
+    // q to g.q; this step's key and value straight into the pool at the row's slot
+    ops::qk_norm_rope_paged(g.qkv, g.pos_t, g.pos_hw, weights_.golden, c.rope_theta, block_norm_eps_, g.q, g.slots,
+                            pool.keys(l), pool.values(l));
     ops::paged_attention(g.q, pool.keys(l), pool.values(l), g.table, g.seq_lens, w.sinks, g.o);
     ops::linear(g.o.reshape({g.B, c.n_heads * c.head_dim}), w.wo, nullptr, g.x, /*accumulate=*/true);
     // x += w2 . (relu(gate)^2 * up), gate and up from w13 . norm(x)
@@ -124,7 +125,7 @@ void FalconPerceptionModel::decode_paged(const std::vector<PagedRow>& rows, KvPo
   std::unique_ptr<DecodeGraph>& slot = graphs_[{B, MB}];
   if (!slot) {
     auto g = std::make_unique<DecodeGraph>();
-    const int64_t D = c.dim, H = c.n_heads, K = c.n_kv_heads, hd = c.head_dim;
+    const int64_t D = c.dim, H = c.n_heads, hd = c.head_dim;
     g->B = B;
     g->MB = MB;
     g->host_in.assign(size_t(4 * B + B * MB), 0);
@@ -139,8 +140,6 @@ void FalconPerceptionModel::decode_paged(const std::vector<PagedRow>& rows, KvPo
     g->n = act({B, D});
     g->qkv = act({B, int64_t(c.qkv_dim())});
     g->q = act({B, H, hd});
-    g->k = act({B, H, hd});
-    g->v = act({B, K, hd});
     g->o = act({B, H, hd});
     g->a = act({B, 2 * int64_t(c.ffn_dim)});
     g->g = act({B, int64_t(c.ffn_dim)});
@@ -236,6 +235,39 @@ KvCache FalconPerceptionModel::new_cache(int64_t capacity) const {
   return KvCache(config_.n_layers, capacity, config_.n_heads, config_.n_kv_heads, config_.head_dim, act_, device_);
 }
 
+Tensor FalconPerceptionModel::stacked_to_device(const std::vector<const Tensor*>& parts) const {
+  int64_t rows = 0;
+  for (const Tensor* t : parts) rows += t->dim(0);
+  Shape shape = parts.front()->shape();
+  shape[0] = rows;
+  if (device_ == Device::CUDA && act_ == DType::BF16) {
+    // Rounded to bf16 on the host (the device convert's round-to-nearest-even) straight into
+    // page-locked memory: half the bytes of f32, and one asynchronous DMA.
+    if (!patch_upload_) patch_upload_ = std::make_unique<ops::cuda::PinnedUpload>();
+    const size_t bytes = size_t(shape_numel(shape)) * sizeof(uint16_t);
+    auto* host = static_cast<uint16_t*>(patch_upload_->reserve(bytes));
+    int64_t r = 0;
+    for (const Tensor* t : parts) {
+      Shape sh = t->shape();
+      Tensor dst = Tensor::wrap(host + r * (t->numel() / t->dim(0)), sh, DType::BF16, Device::CPU, nullptr);
+      ops::convert(*t, dst);
+      r += t->dim(0);
+    }
+    Tensor out = act(shape);
+    patch_upload_->upload(out.raw(), bytes);
+    return out;
+  }
+  if (parts.size() == 1) return to_device_activation(*parts.front());
+  Tensor host = Tensor::empty(shape, DType::F32);
+  int64_t r = 0;
+  for (const Tensor* t : parts) {
+    Tensor dst = host.rows(r, r + t->dim(0));
+    dst.copy_from(*t);
+    r += t->dim(0);
+  }
+  return to_device_activation(host);
+}
+
 Tensor FalconPerceptionModel::to_device_activation(const Tensor& host_f32) const {
   if (device_ == Device::CPU && act_ == DType::F32) return host_f32;
   if (device_ == Device::CUDA && act_ == DType::BF16) {
@@ -323,22 +355,33 @@ std::vector<PrefillResult> FalconPerceptionModel::run_prefill(const std::vector<
     phw_parts.push_back({&g.p->pos_hw, r});
   }
 
-  // Embeddings: tokens, with the img tokens replaced by the projected patches.
+  // Embeddings: tokens, with the img tokens replaced by the projected patches (every prompt's
+  // patches in one upload and one product), unless a reused prefix already holds them.
   Tensor x = act({S, D});  // (S, D)
   ops::embedding(weights_.tok_embeddings, stack_rows(ids_parts).to(device_), x);
+  std::vector<const Tensor*> patch_parts;
+  std::vector<int64_t> patch_row;  // first activation row of each part's patches
   for (size_t i = 0; i < segs.size(); ++i) {
-    // The img rows are projected patches, unless a reused prefix already holds them.
     const PromptTensors& p = *segs[i].p;
     const int64_t start = segs[i].start, total = p.ids.dim(0);
     if (!p.patches.defined() || p.patches.dim(0) == 0 || p.patch_start + p.patches.dim(0) <= start) continue;
-    const int64_t P = p.patches.dim(0);
-    if (p.patch_start < start || p.patch_start + P > total) {
+    if (p.patch_start < start || p.patch_start + p.patches.dim(0) > total) {
       throw InternalError("prefill: the image block must lie inside the rows run");
     }
-    Tensor proj = act({P, D});  // (P, D)
-    ops::linear(to_device_activation(p.patches), weights_.img_projector, nullptr, proj);
-    Tensor dst = x.rows(row[i] + p.patch_start - start, row[i] + p.patch_start - start + P);
-    dst.copy_from(proj);
+    patch_parts.push_back(&p.patches);
+    patch_row.push_back(row[i] + p.patch_start - start);
+  }
+  if (!patch_parts.empty()) {
+    const Tensor patches = stacked_to_device(patch_parts);  // (sum P, 3 * 16 * 16)
+    Tensor proj = act({patches.dim(0), D});                  // (sum P, D)
+    ops::linear(patches, weights_.img_projector, nullptr, proj);
+    int64_t r = 0;
+    for (size_t j = 0; j < patch_parts.size(); ++j) {
+      const int64_t P = patch_parts[j]->dim(0);
+      Tensor dst = x.rows(patch_row[j], patch_row[j] + P);
+      dst.copy_from(proj.rows(r, r + P));
+      r += P;
+    }
   }
   const Tensor pos_t = stack_rows(pt_parts).to(device_);    // (S) I32
   const Tensor pos_hw = stack_rows(phw_parts).to(device_);  // (S, 2)

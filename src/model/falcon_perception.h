@@ -12,6 +12,7 @@
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/weights.h"
+#include "ops/cuda_graph.h"
 #include "ops/linear.h"
 
 namespace falcon {
@@ -110,6 +111,8 @@ class FalconPerceptionModel {
   Tensor box_head_logits(const BoxHeadWeights& head, const Tensor& hidden) const;
   Tensor fourier_encode(const BoxHeadWeights& head, std::array<float, 2> v) const;
   Tensor to_device_activation(const Tensor& host_f32) const;
+  // Rows [0, n_i) of each host f32 tensor, stacked on the device in the activation dtype.
+  Tensor stacked_to_device(const std::vector<const Tensor*>& parts) const;
   Tensor act(const Shape& shape) const { return Tensor::empty(shape, act_, device_); }
   ops::LinearPrologue norm_first(Tensor& scratch) const;
   ops::LinearPrologue gate_first(Tensor& scratch) const;
@@ -129,6 +132,7 @@ class FalconPerceptionModel {
   mutable std::map<std::pair<int64_t, int64_t>, std::unique_ptr<DecodeGraph>> graphs_;
   mutable uint64_t graphs_generation_ = 0;
   mutable bool use_graphs_ = true;
+  mutable std::unique_ptr<ops::cuda::PinnedUpload> patch_upload_;  // CUDA + BF16: patches go up from here
   Device device_;
   DType act_;
   float block_norm_eps_;  // RMSNorm inside blocks: torch's default eps for f32

@@ -367,6 +367,7 @@ struct DecodeParams {
   bool cluster;  // the splits of a (row, head group) are one cluster: merge in shared memory
   int max_keys;  // keys that exist (T, or the block table's capacity)
   float scale_log2;
+  bool prefetch;  // start the split's keys towards L2 before waiting for the kernel before
 };
 
 __device__ __forceinline__ void decode_cp_async16(void* dst, const void* src, int src_bytes) {
@@ -433,16 +434,33 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
   const int split = int(blockIdx.x), hg = int(blockIdx.y), row = int(blockIdx.z), rows = int(gridDim.z);
   const int H = p.H, h0 = hg * HB, kvh = h0 / (H / p.K);
   const int S = p.stages, step = (nt >> 3) * U;
-  // Launched as a programmatic dependent: nothing before this point reads memory.
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+  // The output product after this kernel may start now and load its weights.
+  pdl_allow_dependents();
 
   // This split's keys: the row's n keys cut into `splits` equal chunks (n lives on the device).
+  // Lengths and block tables come from the host, not from the kernel before.
   int n = keys.num_keys(row, p.max_keys);
   if (n < 0) n = 0;
   const int chunk = int((int64_t(n) + p.splits - 1) / p.splits);
   const int c0 = int(int64_t(split) * chunk < n ? int64_t(split) * chunk : n);
   const int c1 = int(int64_t(c0) + chunk < n ? int64_t(c0) + chunk : n);
   const int iters = (c1 - c0 + step - 1) / step;
+  const int64_t kstride = int64_t(H) * HD, vstride = int64_t(p.K) * HD;
+  if (p.prefetch) {
+    // Launched as a programmatic dependent (of the kernel writing this step's key and q), the
+    // split's keys and values start towards L2 while that kernel finishes. A prefetch cannot
+    // leave a stale copy (L2 is where the writes land); everything is read after the wait.
+    constexpr int KL = HB * HD * int(sizeof(T)) / 128, VL = HD * int(sizeof(T)) / 128;  // lines per key
+    for (int idx = tid; idx < (c1 - c0) * (KL + VL); idx += nt) {
+      const int j = c0 + idx / (KL + VL), li = idx % (KL + VL);
+      const int64_t r = keys.key_row(row, j);
+      if (r < 0) continue;
+      const T* line = li < KL ? p.k + r * kstride + int64_t(h0) * HD + li * (128 / int(sizeof(T)))
+                              : p.v + r * vstride + int64_t(kvh) * HD + (li - KL) * (128 / int(sizeof(T)));
+      prefetch_l2(line);
+    }
+  }
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
 
   float qv[HB][D];
 #pragma unroll
@@ -457,7 +475,6 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
     }
   }
 
-  const int64_t kstride = int64_t(H) * HD, vstride = int64_t(p.K) * HD;
   uint32_t okbits = 0;  // bit stage * U + u: key u of the step held by that stage exists
   const auto issue = [&](int it, int stage) {
 #pragma unroll
@@ -783,6 +800,10 @@ void launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, boo
   while (stages > 2 && decode_smem_bytes<T, HD, HB>(warps, stages) > size_t(optin)) --stages;
   const size_t smem = decode_smem_bytes<T, HD, HB>(warps, stages);
   p.stages = stages;
+  const bool pdl = t.decode_pdl && pdl_enabled();
+  // Only a latency-bound launch gains from the early prefetch: many rows' keys are far more
+  // than the L2 holds, and their blocks are busy streaming anyway.
+  p.prefetch = pdl && few_rows;
 
   // Splits: enough blocks for per_sm per multiprocessor, at least one step of keys each.
   const int per_sm = t.decode_blocks_per_sm > 0 ? t.decode_blocks_per_sm : few_rows ? 1 : 2;
@@ -840,7 +861,7 @@ void launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, boo
     attrs[cfg.numAttrs].val.clusterDim.y = attrs[cfg.numAttrs].val.clusterDim.z = 1;
     ++cfg.numAttrs;
   }
-  if (t.decode_pdl && compute_capability() >= 90) {
+  if (pdl) {
     // Programmatic dependent launch: the blocks may start while the previous kernel finishes;
     // they wait for it (griddepcontrol.wait) before reading anything.
     attrs[cfg.numAttrs].id = cudaLaunchAttributeProgrammaticStreamSerialization;

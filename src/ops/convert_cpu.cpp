@@ -22,6 +22,16 @@ void store(Tensor& t, int64_t i, float v) {
 }  // namespace
 
 void convert(const Tensor& x, Tensor& out) {
+  if (x.dtype() == DType::F32 && out.dtype() == DType::BF16) {
+    // The common case (patches and activations to bf16): one branch-free loop the compiler
+    // vectorises, instead of two dtype switches per element.
+    const float* src = x.data<float>();
+    uint16_t* dst = out.data<uint16_t>();
+    parallel_for(x.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) dst[i] = f32_to_bf16(src[i]);
+    });
+    return;
+  }
   parallel_for(x.numel(), 1 << 15, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) store(out, i, load(x, i));
   });

@@ -1,5 +1,7 @@
 #include "ops/cuda_graph.h"
 
+#include <string>
+
 #include "ops/cuda_common.cuh"
 #include "ops/cuda_context.h"
 
@@ -51,6 +53,41 @@ void Graph::launch() {
 
 void upload_async(void* dst, const void* src, size_t bytes) {
   FALCON_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()));
+}
+
+PinnedUpload::~PinnedUpload() {
+  if (done_) {
+    cudaEventSynchronize(static_cast<cudaEvent_t>(done_));
+    cudaEventDestroy(static_cast<cudaEvent_t>(done_));
+  }
+  if (host_) cudaFreeHost(host_);
+}
+
+void* PinnedUpload::reserve(size_t bytes) {
+  if (done_) FALCON_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(done_)));
+  if (bytes > capacity_) {
+    if (host_) FALCON_CUDA_CHECK(cudaFreeHost(host_));
+    host_ = nullptr;
+    capacity_ = 0;
+    if (cudaMallocHost(&host_, bytes) != cudaSuccess) {
+      cudaGetLastError();
+      host_ = nullptr;
+      throw OutOfMemory("out of page-locked host memory for a " + std::to_string(bytes >> 20) + " MiB upload");
+    }
+    capacity_ = bytes;
+  }
+  return host_;
+}
+
+void PinnedUpload::upload(void* dst, size_t bytes) {
+  if (bytes > capacity_) throw InternalError("PinnedUpload: upload past the reserved buffer");
+  if (!done_) {
+    cudaEvent_t e = nullptr;
+    FALCON_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    done_ = e;
+  }
+  FALCON_CUDA_CHECK(cudaMemcpyAsync(dst, host_, bytes, cudaMemcpyHostToDevice, stream()));
+  FALCON_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(done_), stream()));
 }
 
 void download(void* dst, const void* src, size_t bytes) {

@@ -35,4 +35,25 @@ void upload_async(void* dst, const void* src, size_t bytes);
 // Copies device bytes to the host, waiting for the work queued before it on the stream.
 void download(void* dst, const void* src, size_t bytes);
 
+// A grow-only page-locked host buffer for inputs the host writes itself (the prompt's patches,
+// rounded to bf16 straight into it): the upload from it is a plain DMA queued on the stream,
+// with no staging copy through pageable memory, and the host goes on at once.
+class PinnedUpload {
+ public:
+  PinnedUpload() = default;
+  ~PinnedUpload();
+  PinnedUpload(const PinnedUpload&) = delete;
+  PinnedUpload& operator=(const PinnedUpload&) = delete;
+
+  // A buffer of at least `bytes` to fill; waits until the previous upload from it has left.
+  void* reserve(size_t bytes);
+  // Queues the copy of the first `bytes` of the buffer to device memory `dst`.
+  void upload(void* dst, size_t bytes);
+
+ private:
+  void* host_ = nullptr;
+  size_t capacity_ = 0;
+  void* done_ = nullptr;  // cudaEvent_t recorded after the last upload
+};
+
 }  // namespace falcon::ops::cuda

@@ -12,6 +12,9 @@ void Graph::capture(const std::function<void()>&) { throw Unsupported("CUDA grap
 void Graph::launch() { throw Unsupported("CUDA graphs: this build has no CUDA backend"); }
 void upload_async(void*, const void*, size_t) { throw Unsupported("this build has no CUDA backend"); }
 void download(void*, const void*, size_t) { throw Unsupported("this build has no CUDA backend"); }
+PinnedUpload::~PinnedUpload() = default;
+void* PinnedUpload::reserve(size_t) { throw Unsupported("this build has no CUDA backend"); }
+void PinnedUpload::upload(void*, size_t) { throw Unsupported("this build has no CUDA backend"); }
 void synchronize() { throw Unsupported("this build has no CUDA backend"); }
 
 }  // namespace falcon::ops::cuda

@@ -32,9 +32,9 @@ struct AttentionTuning {
   int decode_cluster = -1;
   // Blocks take the pair of query heads sharing a kv head (V read once); false: one head.
   bool decode_pairs = true;
-  // Launch the decode kernel as a programmatic dependent of the previous kernel (its blocks
-  // start early and wait for it on the device; ~0.3 us per call in the benchmark).
-  bool decode_pdl = false;
+  // Launch the decode kernel as a programmatic dependent of the previous kernel: its blocks
+  // start early, prefetch their keys and values towards L2 and wait for it on the device.
+  bool decode_pdl = true;
 };
 
 void set_attention_tuning(const AttentionTuning& t);

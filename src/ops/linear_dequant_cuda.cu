@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/memory.h"
@@ -19,13 +20,26 @@ namespace {
 
 // ---- weight readers: VEC consecutive k of row n as f32 -----------------------------------
 
+// Each reader also loads a step's VEC weights undecoded (Raw<VEC>, a few registers) and decodes
+// them later: the GEMV holds a whole row that way while it waits for its input.
 template <typename T>
 struct PlainWeight {
   const T* p;
   int64_t K;
   template <int VEC>
+  using Raw = Pack<T, VEC>;
+  template <int VEC>
   __device__ __forceinline__ void load(int64_t n, int64_t k, float (&o)[VEC]) const {
     load_f32<T, VEC>(p + n * K + k, o);
+  }
+  template <int VEC>
+  __device__ __forceinline__ Raw<VEC> load_raw(int64_t n, int64_t k) const {
+    return *reinterpret_cast<const Raw<VEC>*>(p + n * K + k);
+  }
+  template <int VEC>
+  __device__ __forceinline__ void decode(const Raw<VEC>& r, float (&o)[VEC]) const {
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) o[i] = to_f32(r.v[i]);
   }
   // Lane `lane` of a warp reading row n: its 128-byte line of the row's first 4 KB towards L2.
   __device__ __forceinline__ void prefetch(int64_t n, int lane) const {
@@ -38,7 +52,23 @@ struct Q8Weight {
   const int8_t* q;
   const float* scales;
   int64_t K;
+  template <int VEC>
+  struct Raw {
+    int2 q;
+    float s;
+  };
   __device__ __forceinline__ void prefetch(int64_t, int) const {}
+  template <int VEC>
+  __device__ __forceinline__ Raw<VEC> load_raw(int64_t n, int64_t k) const {
+    static_assert(VEC == 8, "Q8 holds 8 values per step");
+    return {*reinterpret_cast<const int2*>(q + n * K + k), scales[n * (K / 32) + k / 32]};
+  }
+  template <int VEC>
+  __device__ __forceinline__ void decode(const Raw<VEC>& r, float (&o)[VEC]) const {
+    const int words[2] = {r.q.x, r.q.y};
+#pragma unroll
+    for (int i = 0; i < 8; ++i) o[i] = float(int8_t(words[i / 4] >> (8 * (i % 4)))) * r.s;
+  }
   template <int VEC>
   __device__ __forceinline__ void load(int64_t n, int64_t k, float (&o)[VEC]) const {
     static_assert(VEC == 8 || VEC == 1, "Q8 reads 8 values or 1");
@@ -58,7 +88,22 @@ struct Q4Weight {
   const uint8_t* q;
   const float* scales;
   int64_t K;
+  template <int VEC>
+  struct Raw {
+    uint32_t q;
+    float s;
+  };
   __device__ __forceinline__ void prefetch(int64_t, int) const {}
+  template <int VEC>
+  __device__ __forceinline__ Raw<VEC> load_raw(int64_t n, int64_t k) const {
+    static_assert(VEC == 8, "Q4 holds 8 values per step");
+    return {*reinterpret_cast<const uint32_t*>(q + (n * K + k) / 2), scales[n * (K / 32) + k / 32]};
+  }
+  template <int VEC>
+  __device__ __forceinline__ void decode(const Raw<VEC>& r, float (&o)[VEC]) const {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) o[i] = float(int((r.q >> (4 * i)) & 15u) - 8) * r.s;
+  }
   template <int VEC>
   __device__ __forceinline__ void load(int64_t n, int64_t k, float (&o)[VEC]) const {
     static_assert(VEC == 8 || VEC == 1, "Q4 reads 8 values or 1");
@@ -86,43 +131,72 @@ constexpr int kGemvWarps = 8;
 constexpr int kGemvSteps = 4;  // k-steps whose loads are all issued before the first FMA
 
 // ROWS rows of x (compile-time, so the accumulators stay in registers). Each step a lane reads
-// VEC consecutive weights; kGemvSteps steps of weight loads are in flight at once, which is what
-// a bandwidth-bound product needs.
-template <typename TX, typename W, int VEC, int ROWS>
+// VEC consecutive weights.
+// PRE > 0 (K <= PRE * 32 * VEC): the lane's whole share of the row is loaded, undecoded, into
+// registers before pdl_wait(): the weights do not depend on the kernel before, so their DRAM
+// latency overlaps that kernel's tail, and every load of the row is in flight at once.
+// PRE == 0: kGemvSteps steps of weight loads in flight at a time, the row's first lines
+// prefetched towards L2 before the wait.
+template <typename TX, typename W, int VEC, int ROWS, int PRE>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const TX* x, W w, const float* bias, TX* y,
                                                               int64_t N, int64_t K, bool accumulate) {
   pdl_allow_dependents();
   const int64_t n = int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
   if (n >= N) return;
   const int lane = threadIdx.x % 32;
-  w.prefetch(n, lane);  // weights do not depend on the kernel before (cuda_common.cuh: PDL)
-  pdl_wait();
+  constexpr int64_t kStride = 32 * VEC;
   float s[ROWS];
 #pragma unroll
   for (int m = 0; m < ROWS; ++m) s[m] = 0.f;
-  constexpr int64_t kStride = 32 * VEC;
-  for (int64_t k0 = int64_t(lane) * VEC; k0 < K; k0 += kGemvSteps * kStride) {
-    float wv[kGemvSteps][VEC];
+  if constexpr (PRE > 0) {
+    typename W::template Raw<VEC> raw[PRE];
 #pragma unroll
-    for (int st = 0; st < kGemvSteps; ++st) {
-      const int64_t k = k0 + st * kStride;
-      if (k < K) {
-        w.template load<VEC>(n, k, wv[st]);
-      } else {
-#pragma unroll
-        for (int i = 0; i < VEC; ++i) wv[st][i] = 0.f;
-      }
+    for (int st = 0; st < PRE; ++st) {
+      const int64_t k = int64_t(lane) * VEC + st * kStride;
+      if (k < K) raw[st] = w.template load_raw<VEC>(n, k);
     }
+    pdl_wait();
 #pragma unroll
-    for (int st = 0; st < kGemvSteps; ++st) {
-      const int64_t k = k0 + st * kStride;
+    for (int st = 0; st < PRE; ++st) {
+      const int64_t k = int64_t(lane) * VEC + st * kStride;
       if (k < K) {
+        float wv[VEC];
+        w.template decode<VEC>(raw[st], wv);
 #pragma unroll
         for (int m = 0; m < ROWS; ++m) {
           float xv[VEC];
           load_f32<TX, VEC>(x + m * K + k, xv);
 #pragma unroll
-          for (int i = 0; i < VEC; ++i) s[m] = fmaf(wv[st][i], xv[i], s[m]);
+          for (int i = 0; i < VEC; ++i) s[m] = fmaf(wv[i], xv[i], s[m]);
+        }
+      }
+    }
+  } else {
+    w.prefetch(n, lane);  // weights do not depend on the kernel before (cuda_common.cuh: PDL)
+    pdl_wait();
+    for (int64_t k0 = int64_t(lane) * VEC; k0 < K; k0 += kGemvSteps * kStride) {
+      float wv[kGemvSteps][VEC];
+#pragma unroll
+      for (int st = 0; st < kGemvSteps; ++st) {
+        const int64_t k = k0 + st * kStride;
+        if (k < K) {
+          w.template load<VEC>(n, k, wv[st]);
+        } else {
+#pragma unroll
+          for (int i = 0; i < VEC; ++i) wv[st][i] = 0.f;
+        }
+      }
+#pragma unroll
+      for (int st = 0; st < kGemvSteps; ++st) {
+        const int64_t k = k0 + st * kStride;
+        if (k < K) {
+#pragma unroll
+          for (int m = 0; m < ROWS; ++m) {
+            float xv[VEC];
+            load_f32<TX, VEC>(x + m * K + k, xv);
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) s[m] = fmaf(wv[st][i], xv[i], s[m]);
+          }
         }
       }
     }
@@ -137,21 +211,44 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const TX* x, W w,
   }
 }
 
-template <typename TX, typename W, int VEC>
-void launch_gemv(const TX* x, W w, const float* bias, TX* y, int M, int64_t N, int64_t K, bool accumulate) {
+template <typename TX, typename W, int VEC, int ROWS>
+void launch_gemv_rows(const TX* x, W w, const float* bias, TX* y, int64_t N, int64_t K, bool accumulate) {
   const unsigned blocks = unsigned((N + kGemvWarps - 1) / kGemvWarps);
   const dim3 block(kGemvWarps * 32);
+  // Register preloading for the decode dtype (BF16 activations, 8-wide steps): rows of up to
+  // 16 steps (K <= 4096 at 8 per lane), the sizes of every decode product but the logits' input
+  // (which has K = D as well). F32 activations (the parity mode) stream.
+  const int64_t steps = (K + 32 * VEC - 1) / (32 * VEC);
+  if constexpr (VEC == 8 && std::is_same_v<TX, __nv_bfloat16>) {
+    if (steps <= 4) {
+      launch_dependent(gemv_kernel<TX, W, VEC, ROWS, 4>, dim3(blocks), block, 0, x, w, bias, y, N, K, accumulate);
+      return;
+    }
+    if (steps <= 8) {
+      launch_dependent(gemv_kernel<TX, W, VEC, ROWS, 8>, dim3(blocks), block, 0, x, w, bias, y, N, K, accumulate);
+      return;
+    }
+    if (steps <= 16) {
+      launch_dependent(gemv_kernel<TX, W, VEC, ROWS, 16>, dim3(blocks), block, 0, x, w, bias, y, N, K, accumulate);
+      return;
+    }
+  }
+  launch_dependent(gemv_kernel<TX, W, VEC, ROWS, 0>, dim3(blocks), block, 0, x, w, bias, y, N, K, accumulate);
+}
+
+template <typename TX, typename W, int VEC>
+void launch_gemv(const TX* x, W w, const float* bias, TX* y, int M, int64_t N, int64_t K, bool accumulate) {
   // Rows in groups of 4, 2, 1 (each group one launch; decode batches are small).
   for (int m0 = 0; m0 < M;) {
     const int rows = M - m0 >= 4 ? 4 : M - m0 >= 2 ? 2 : 1;
     const TX* xm = x + m0 * K;
     TX* ym = y + m0 * N;
     if (rows == 4) {
-      launch_dependent(gemv_kernel<TX, W, VEC, 4>, dim3(blocks), block, 0, xm, w, bias, ym, N, K, accumulate);
+      launch_gemv_rows<TX, W, VEC, 4>(xm, w, bias, ym, N, K, accumulate);
     } else if (rows == 2) {
-      launch_dependent(gemv_kernel<TX, W, VEC, 2>, dim3(blocks), block, 0, xm, w, bias, ym, N, K, accumulate);
+      launch_gemv_rows<TX, W, VEC, 2>(xm, w, bias, ym, N, K, accumulate);
     } else {
-      launch_dependent(gemv_kernel<TX, W, VEC, 1>, dim3(blocks), block, 0, xm, w, bias, ym, N, K, accumulate);
+      launch_gemv_rows<TX, W, VEC, 1>(xm, w, bias, ym, N, K, accumulate);
     }
     m0 += rows;
   }

@@ -4,7 +4,8 @@
 // running the transform inside the product saves a kernel (~3 us on the H100) per sub-block.
 //
 // Layout: as the plain GEMV (linear_dequant_cuda.cu), one warp per output column over the whole
-// K, four 16-byte weight loads per lane in flight. (Splitting K over several warps per column,
+// K; up to K = 4096 the lane's share of the row (16 bytes per 256 k) is held in registers,
+// loaded before the kernel waits for its input. (Splitting K over several warps per column,
 // with partial sums meeting in shared memory, measured slower on the H100: the barrier and the
 // extra blocks cost more than the added loads in flight gained, e.g. 82 vs 45 us for the
 // 65536 x 1024 logits.)
@@ -45,7 +46,11 @@ __device__ __forceinline__ void input8(const bf16* x, int64_t row_stride, int m,
   }
 }
 
-template <Transform T, int ROWS>
+// PRE > 0 (K <= PRE * 256): the lane's whole share of the weight row is loaded into registers
+// before pdl_wait() (the weights do not depend on the kernel before: their DRAM latency overlaps
+// its tail, and all of the row's loads are in flight at once). PRE == 0: the row streams,
+// kSteps loads in flight, its first lines prefetched towards L2 before the wait.
+template <Transform T, int ROWS, int PRE>
 __global__ void __launch_bounds__(kWarps * 32)
     fused_gemv_kernel(const bf16* x, int64_t row_stride, const bf16* w, const float* bias, bf16* y, int64_t N,
                       int64_t K, bool accumulate, float eps) {
@@ -54,9 +59,16 @@ __global__ void __launch_bounds__(kWarps * 32)
   if (n >= N) return;
   const int lane = threadIdx.x % 32;
   const bf16* wr = w + n * K;
-  // The weights do not depend on the kernel before: start the row's first 4 KB towards L2
-  // while that kernel drains, then wait for x.
-  if (int64_t(lane) * 64 < K) prefetch_l2(wr + lane * 64);
+  Pack<bf16, 8> pre[PRE > 0 ? PRE : 1];
+  if constexpr (PRE > 0) {
+#pragma unroll
+    for (int st = 0; st < PRE; ++st) {
+      const int64_t k = int64_t(lane) * 8 + st * 256;
+      if (k < K) pre[st] = *reinterpret_cast<const Pack<bf16, 8>*>(wr + k);
+    }
+  } else {
+    if (int64_t(lane) * 64 < K) prefetch_l2(wr + lane * 64);
+  }
   pdl_wait();
   float inv[ROWS];
 #pragma unroll
@@ -78,24 +90,39 @@ __global__ void __launch_bounds__(kWarps * 32)
   float s[ROWS];
 #pragma unroll
   for (int m = 0; m < ROWS; ++m) s[m] = 0.f;
-  for (int64_t k0 = int64_t(lane) * 8; k0 < K; k0 += kSteps * 256) {
-    float wv[kSteps][8];
+  // One step of 8 weights against the 8 transformed inputs of every row.
+  const auto step = [&](int64_t k, const float (&wv)[8]) {
 #pragma unroll
-    for (int st = 0; st < kSteps; ++st) {
-      const int64_t k = k0 + st * 256;
-      if (k < K) load_f32<bf16, 8>(wr + k, wv[st]);
+    for (int m = 0; m < ROWS; ++m) {
+      float xv[8];
+      input8<T>(x, row_stride, m, k, inv[m], xv);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) s[m] = fmaf(wv[i], xv[i], s[m]);
     }
+  };
+  if constexpr (PRE > 0) {
 #pragma unroll
-    for (int st = 0; st < kSteps; ++st) {
-      const int64_t k = k0 + st * 256;
+    for (int st = 0; st < PRE; ++st) {
+      const int64_t k = int64_t(lane) * 8 + st * 256;
       if (k < K) {
+        float wv[8];
 #pragma unroll
-        for (int m = 0; m < ROWS; ++m) {
-          float xv[8];
-          input8<T>(x, row_stride, m, k, inv[m], xv);
+        for (int i = 0; i < 8; ++i) wv[i] = to_f32(pre[st].v[i]);
+        step(k, wv);
+      }
+    }
+  } else {
+    for (int64_t k0 = int64_t(lane) * 8; k0 < K; k0 += kSteps * 256) {
+      float wv[kSteps][8];
 #pragma unroll
-          for (int i = 0; i < 8; ++i) s[m] = fmaf(wv[st][i], xv[i], s[m]);
-        }
+      for (int st = 0; st < kSteps; ++st) {
+        const int64_t k = k0 + st * 256;
+        if (k < K) load_f32<bf16, 8>(wr + k, wv[st]);
+      }
+#pragma unroll
+      for (int st = 0; st < kSteps; ++st) {
+        const int64_t k = k0 + st * 256;
+        if (k < K) step(k, wv[st]);
       }
     }
   }
@@ -115,8 +142,19 @@ template <Transform T, int ROWS>
 void launch(const bf16* x, int64_t row_stride, const bf16* w, const float* bias, bf16* y, int64_t N, int64_t K,
             bool accumulate, float eps) {
   const unsigned blocks = unsigned((N + kWarps - 1) / kWarps);
-  launch_dependent(fused_gemv_kernel<T, ROWS>, dim3(blocks), dim3(kWarps * 32), 0, x, row_stride, w, bias, y, N, K,
-                   accumulate, eps);
+  const int64_t steps = (K + 255) / 256;
+  const auto go = [&](auto kernel) {
+    launch_dependent(kernel, dim3(blocks), dim3(kWarps * 32), 0, x, row_stride, w, bias, y, N, K, accumulate, eps);
+  };
+  if (steps <= 4) {
+    go(fused_gemv_kernel<T, ROWS, 4>);
+  } else if (steps <= 8) {
+    go(fused_gemv_kernel<T, ROWS, 8>);
+  } else if (steps <= 16) {
+    go(fused_gemv_kernel<T, ROWS, 16>);
+  } else {
+    go(fused_gemv_kernel<T, ROWS, 0>);
+  }
   FALCON_CUDA_CHECK_LAUNCH("fused_gemv_kernel");
 }
 

@@ -125,6 +125,12 @@ OpProfileScope::~OpProfileScope() {
 
 void print_op_profile() { totals().print(); }
 
+void reset_op_profile() {
+  Totals& t = totals();
+  std::lock_guard<std::mutex> lock(t.mu);
+  t.by_op.clear();
+}
+
 bool op_profile_enabled() { return enabled(); }
 
 }  // namespace falcon::ops

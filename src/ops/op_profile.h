@@ -33,4 +33,8 @@ bool op_profile_enabled();
 // The totals so far as a table (empty when profiling is off); also printed at exit.
 void print_op_profile();
 
+// Forgets the totals so far (a benchmark drops its warm-up run: first calls load kernels and
+// plan products).
+void reset_op_profile();
+
 }  // namespace falcon::ops

@@ -17,13 +17,23 @@ namespace falcon::ops {
 void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden,
                   float theta, float eps, Tensor& q, Tensor& k, Tensor& v);
 
+// The same stage writing each row's key and value straight into a paged pool (layout in
+// paged_attention.h): k_cache [blocks, block_size, H, hd], v_cache [blocks, block_size, K, hd],
+// row s to slot slots[s] (I32 [S]); a negative slot writes no key or value (a padding row; its q
+// is still written). A decode step saves the separate paged_kv_write this way. A slot past the
+// pool throws InvalidArgument on the CPU and is skipped on CUDA (no host round trip).
+void qk_norm_rope_paged(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden,
+                        float theta, float eps, Tensor& q, const Tensor& slots, Tensor& k_cache, Tensor& v_cache);
+
+// Backends: k [rows, H, hd] and v [rows, K, hd]; row s of the output goes to row s, or to row
+// slots[s] when slots is given (then rows is the pool's capacity, not S).
 namespace cpu {
 void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden,
-                  float theta, float eps, Tensor& q, Tensor& k, Tensor& v);
+                  float theta, float eps, Tensor& q, Tensor& k, Tensor& v, const Tensor* slots);
 }
 namespace cuda {
 void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden,
-                  float theta, float eps, Tensor& q, Tensor& k, Tensor& v);
+                  float theta, float eps, Tensor& q, Tensor& k, Tensor& v, const Tensor* slots);
 }
 
 // The 1-D RoPE inverse frequencies exactly as the reference computes them in f32:

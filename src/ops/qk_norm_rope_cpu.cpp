@@ -1,5 +1,6 @@
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -29,9 +30,18 @@ void rotate_pairs(float* x, const float* cos_a, const float* sin_a, int64_t n) {
 }  // namespace
 
 void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden,
-                  float theta, float eps, Tensor& q, Tensor& k, Tensor& v) {
+                  float theta, float eps, Tensor& q, Tensor& k, Tensor& v, const Tensor* slots) {
   if (qkv.dtype() != DType::F32) throw Unsupported("qk_norm_rope (cpu): only F32 activations");
   const int64_t S = q.dim(0), H = q.dim(1), hd = q.dim(2), K = v.dim(1);
+  // Output row of each input row: itself, or its slot in a paged pool (negative: none).
+  std::vector<int64_t> dst_row(static_cast<size_t>(S));
+  for (int64_t s = 0; s < S; ++s) {
+    dst_row[size_t(s)] = slots ? slots->data<int32_t>()[s] : s;
+    if (dst_row[size_t(s)] >= k.dim(0)) {
+      throw InvalidArgument("qk_norm_rope_paged: slot " + std::to_string(dst_row[size_t(s)]) + " past the pool's " +
+                            std::to_string(k.dim(0)) + " rows");
+    }
+  }
   const int64_t group = H / K;
   const int64_t half = hd / 2, quarter = hd / 4;
   const int64_t row = (H + 2 * K) * hd;
@@ -76,20 +86,22 @@ void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, 
           rotate_pairs(qh + half, cos_g.data(), sin_g.data(), quarter);
         }
       }
+      const int64_t dst = dst_row[size_t(s)];
+      if (dst < 0) continue;  // padding row: no key or value
       for (int64_t kh = 0; kh < K; ++kh) {
         rms_normalise(in + (H + kh) * hd, knorm.data(), hd, eps);
         rotate_pairs(knorm.data(), cos_t.data(), sin_t.data(), quarter);
         // Each query head of the group rotates its own copy (golden frequencies are per head).
         for (int64_t r = 0; r < group; ++r) {
           const int64_t h = kh * group + r;
-          float* kd = ko + (s * H + h) * hd;
+          float* kd = ko + (dst * H + h) * hd;
           std::memcpy(kd, knorm.data(), size_t(hd) * sizeof(float));
           if (spatial) {
             golden_angles(h);
             rotate_pairs(kd + half, cos_g.data(), sin_g.data(), quarter);
           }
         }
-        std::memcpy(vo + (s * K + kh) * hd, in + (H + K + kh) * hd, size_t(hd) * sizeof(float));
+        std::memcpy(vo + (dst * K + kh) * hd, in + (H + K + kh) * hd, size_t(hd) * sizeof(float));
       }
     }
   });

@@ -3,6 +3,7 @@
 // rounding). Only devices that compute in BF16 run them (CUDA).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -81,6 +82,32 @@ TEST_F(Bf16OpsTest, QkNormRope) {
     EXPECT_LT(err(("qk_norm_rope bf16 q hd=" + std::to_string(hd)).c_str(), q, wq), kTol) << "hd=" << hd;
     EXPECT_LT(err(("qk_norm_rope bf16 k hd=" + std::to_string(hd)).c_str(), k, wk), kTol) << "hd=" << hd;
     EXPECT_EQ(test::max_abs_diff(test::to_cpu_f32(v), wv), 0.0) << "hd=" << hd;
+    // The paged form (the decode step's) writes the same bf16 rows at reversed slots of a pool.
+    Tensor slots = Tensor::empty({S}, DType::I32);
+    for (int64_t s = 0; s < S; ++s) slots.data<int32_t>()[s] = int32_t(S - 1 - s);
+    Tensor kc = Tensor::empty({S / 2, 2, H, hd}, DType::BF16, dev), vc = Tensor::empty({S / 2, 2, K, hd}, DType::BF16, dev);
+    Tensor qp = Tensor::empty({S, H, hd}, DType::BF16, dev);
+    ops::qk_norm_rope_paged(to_bf16(qkv), pos_t.to(dev), pos_hw.to(dev), golden.to(dev), 10000.f, 1.1920929e-7f, qp,
+                            slots.to(dev), kc, vc);
+    const Tensor kh = test::to_cpu_f32(k), kch = test::to_cpu_f32(kc);
+    const Tensor vh = test::to_cpu_f32(v), vch = test::to_cpu_f32(vc);
+    double worst = test::max_abs_diff(test::to_cpu_f32(qp), test::to_cpu_f32(q));
+    for (int64_t s = 0; s < S; ++s) {
+      for (int64_t c = 0; c < H * hd; ++c) {
+        worst = std::max(worst, double(std::abs(kch.data<float>()[(S - 1 - s) * H * hd + c] - kh.data<float>()[s * H * hd + c])));
+      }
+      for (int64_t c = 0; c < K * hd; ++c) {
+        worst = std::max(worst, double(std::abs(vch.data<float>()[(S - 1 - s) * K * hd + c] - vh.data<float>()[s * K * hd + c])));
+      }
+    }
+    EXPECT_EQ(worst, 0.0) << "paged hd=" << hd;
+    // A decode-sized call (a few rows) gives the rows the prefill-sized call gave.
+    Tensor q4 = Tensor::empty({4, H, hd}, DType::BF16, dev), k4 = Tensor::empty({4, H, hd}, DType::BF16, dev);
+    Tensor v4 = Tensor::empty({4, K, hd}, DType::BF16, dev);
+    ops::qk_norm_rope(to_bf16(qkv.rows(40, 44).clone()), pos_t.rows(40, 44).clone().to(dev),
+                      pos_hw.rows(40, 44).clone().to(dev), golden.to(dev), 10000.f, 1.1920929e-7f, q4, k4, v4);
+    EXPECT_EQ(test::max_abs_diff(test::to_cpu_f32(q4), test::to_cpu_f32(q).rows(40, 44).clone()), 0.0) << hd;
+    EXPECT_EQ(test::max_abs_diff(test::to_cpu_f32(k4), test::to_cpu_f32(k).rows(40, 44).clone()), 0.0) << hd;
   }
 }
 
@@ -152,8 +179,11 @@ TEST_F(Bf16OpsTest, Linear) {
     int64_t m, n, k;
     bool bias, accumulate;
   };
+  // The GEMV holds a row of up to 4, 8 or 16 steps of 256 in registers, or streams it (K = 4352):
+  // every size class, ragged last steps (K = 768, 1056) and 1 to 7 rows.
   const Case cases[] = {{1, 3072, 1024, false, false}, {7, 1024, 1024, true, true}, {64, 2304, 768, true, false},
-                        {300, 96, 1024, false, true},  {500, 512, 256, true, true}};
+                        {300, 96, 1024, false, true},  {500, 512, 256, true, true},   {1, 1024, 2048, true, true},
+                        {2, 512, 3072, false, true},   {4, 64, 4352, true, false},   {3, 40, 1056, false, false}};
   uint64_t seed = 20;
 #ifdef FALCON_HAS_CUDA
   // BF16 weights at decode sizes: both the GEMV and cuBLASLt, whichever the default is.
@@ -208,7 +238,7 @@ TEST_F(Bf16OpsTest, LinearPrologues) {
   };
   const Case cases[] = {{1, 4096, 1024, false, false}, {1, 1024, 3072, false, true}, {1, 1024, 2048, true, true},
                         {2, 6144, 1024, false, false}, {3, 33, 1024, true, true},    {4, 100, 520, false, true},
-                        {1, 7, 8, true, false},        {7, 300, 256, true, true}};
+                        {1, 7, 8, true, false},        {7, 300, 256, true, true},    {2, 48, 4608, true, true}};
   uint64_t seed = 90;
   for (const auto kind : {ops::LinearPrologue::Kind::RmsNorm, ops::LinearPrologue::Kind::SquaredReluGate}) {
     const bool gate = kind == ops::LinearPrologue::Kind::SquaredReluGate;

@@ -15,6 +15,7 @@
 #include "core/parallel.h"
 #include "falcon/engine.h"
 #include "io/png_encode.h"
+#include "ops/op_profile.h"
 #include "progress.h"
 
 namespace falcon::cli {
@@ -101,7 +102,7 @@ int bench_command(int argc, char** argv) {
   req.sampling.ignore_stop = true;
 
   struct Run {
-    double total, prefill, decode, seg;
+    double total, prefill, decode, seg, prefill_host;
     int in, out;
   };
   std::vector<Run> results;
@@ -113,7 +114,8 @@ int bench_command(int argc, char** argv) {
       const Result res = engine->run(req);
       if (r > 0) {
         results.push_back({res.timings.total_ms, res.timings.prefill_ms, res.timings.decode_ms,
-                           res.timings.segmentation_ms, res.input_tokens, res.output_tokens});
+                           res.timings.segmentation_ms, res.timings.prefill_host_ms, res.input_tokens,
+                           res.output_tokens});
       }
     } else {
       int done = 0, tokens = 0;
@@ -137,6 +139,7 @@ int bench_command(int argc, char** argv) {
     if (r == 0) {
       first_result_ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_start).count();
+      ops::reset_op_profile();  // FALCON_OP_PROFILE: the measured runs only
     }
   }
 
@@ -159,6 +162,7 @@ int bench_command(int argc, char** argv) {
     const double per_token = out_tokens > 1 ? decode / double(out_tokens - 1) : 0;
     out["input_tokens"] = in_tokens;
     out["prefill_ms"] = prefill;
+    out["prefill_host_ms"] = best([](const Run& x) { return x.prefill_host; });
     out["segmentation_ms"] = seg;
     out["decode_ms"] = decode;
     out["decode_ms_per_token"] = per_token;
