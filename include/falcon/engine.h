@@ -68,10 +68,10 @@ struct Timings {
   double queue_ms = 0;
   double preprocess_ms = 0;  // decode + resize + tokenize
   double prefill_ms = 0;
-  double prefill_host_ms = 0;  // of prefill_ms, the host's time to queue the pass (the rest: the device finishing)
   double segmentation_ms = 0;  // conv + upsampler + masks
   double decode_ms = 0;
   double total_ms = 0;
+  double prefill_host_ms = 0;  // of prefill_ms, the host's time to queue the pass (the rest: the device finishing)
 };
 
 struct Result {
