@@ -498,6 +498,14 @@ struct Stack {
   Tensor out_w, final_norm, sinks, golden;
 };
 
+// All layers, the output layer and the small tensors of a model of dims d, random.
+Stack make_stack(const Dims& d, DType wdt) {
+  return Stack{d, make_layers(d, wdt, int(d.layers)),
+               ops::prepare_linear_weight(random_cpu({kVocab, d.D}, 70, -0.05f, 0.05f), wdt, Device::CUDA),
+               random_gpu({d.D}, DType::F32, 71, 0.5f, 1.5f), random_gpu({d.H}, DType::F32, 72),
+               random_gpu({d.H, d.hd / 4, 2}, DType::F32, 73)};
+}
+
 void run_prefill(Stack& st, Tensor& x, Tensor& n, Tensor& qkv, Tensor& q, Tensor& k, Tensor& v, Tensor& o, Tensor& a,
                  Tensor& g, Tensor& pos_t, Tensor& pos_hw, Tensor& logits) {
   const Dims& d = st.d;
@@ -522,10 +530,7 @@ void run_prefill(Stack& st, Tensor& x, Tensor& n, Tensor& qkv, Tensor& q, Tensor
 
 void bench_stack(const Dims& d, DType wdt, const char* wname) {
   std::printf("\n== %s, %s weights: whole transformer stack ==\n", d.name, wname);
-  Stack st{d, make_layers(d, wdt, int(d.layers)),
-           ops::prepare_linear_weight(random_cpu({kVocab, d.D}, 70, -0.05f, 0.05f), wdt, Device::CUDA),
-           random_gpu({d.D}, DType::F32, 71, 0.5f, 1.5f), random_gpu({d.H}, DType::F32, 72),
-           random_gpu({d.H, d.hd / 4, 2}, DType::F32, 73)};
+  Stack st = make_stack(d, wdt);
   const int64_t S = kPrompt;
   {
     Tensor x0 = random_gpu({S, d.D}, DType::BF16, 74), x = Tensor::empty({S, d.D}, DType::BF16, Device::CUDA);
@@ -625,10 +630,7 @@ void bench_stack(const Dims& d, DType wdt, const char* wname) {
 // whatever the dependent launches do not hide), and each op kind alone (28 in a row).
 void bench_decode_ops(const Dims& d, int64_t T) {
   std::printf("\n== %s, BF16: the engine's decode step (graph), T = %lld ==\n", d.name, (long long)T);
-  Stack st{d, make_layers(d, DType::BF16, int(d.layers)),
-           ops::prepare_linear_weight(random_cpu({kVocab, d.D}, 70, -0.05f, 0.05f), DType::BF16, Device::CUDA),
-           random_gpu({d.D}, DType::F32, 71, 0.5f, 1.5f), random_gpu({d.H}, DType::F32, 72),
-           random_gpu({d.H, d.hd / 4, 2}, DType::F32, 73)};
+  Stack st = make_stack(d, DType::BF16);
   const int64_t bs = 16, blocks = (T + bs - 1) / bs;
   std::vector<Tensor> kp, vp;
   for (int64_t l = 0; l < d.layers; ++l) {
