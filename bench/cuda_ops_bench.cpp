@@ -1,7 +1,8 @@
 // CUDA forward-pass ops at the real model's shapes, timed with CUDA events (docs/cuda.md).
 //
-//   cuda_ops_bench [--quick] [prefill|decode|decode-sweep|decode-series|small|linear|q8|decode-ops|stack ...]
-//   (default: all sections but decode-sweep and decode-series)
+//   cuda_ops_bench [--quick] [prefill|decode|decode-sweep|decode-series|small|linear|q8|decode-ops|
+//                   decode-variants|stack ...]   (default: all sections but decode-sweep, decode-series
+//                   and decode-variants)
 //
 // Tables: prefill attention (S = 3,095, image block of 3,077 = cls + 4 registers + 3,072
 // patches; TFLOP/s over the visible pairs), linear at the 0.6B shapes (M = 3,095 in TFLOP/s;
@@ -33,6 +34,7 @@
 #include "ops/paged_attention.h"
 #include "ops/qk_norm_rope.h"
 #include "ops/rms_norm.h"
+#include "kernel_timeline.h"
 
 using namespace falcon;
 
@@ -625,36 +627,50 @@ void bench_stack(const Dims& d, DType wdt, const char* wname) {
 
 // The engine's decode step as FalconPerceptionModel::run_decode_layers builds it (norm and gate
 // folded into the GEMVs, q/k/v through qk_norm_rope_paged into a paged pool of 16-key blocks,
-// paged attention over T keys), captured as one CUDA graph; then the same graph without one op
-// kind at a time (the difference: what that op costs inside the pipelined step, kernel plus
-// whatever the dependent launches do not hide), and each op kind alone (28 in a row).
-void bench_decode_ops(const Dims& d, int64_t T) {
-  std::printf("\n== %s, BF16: the engine's decode step (graph), T = %lld ==\n", d.name, (long long)T);
-  Stack st = make_stack(d, DType::BF16);
-  const int64_t bs = 16, blocks = (T + bs - 1) / bs;
+// paged attention over T keys), at one row, with random weights of dtype wdt.
+struct DecodeStep {
+  static constexpr unsigned kAll = 127;
+  static constexpr const char* kNames[7] = {"wqkv + norm", "qk_norm_rope_paged", "paged_attention", "wo",
+                                            "w13 + norm", "w2 + gate", "final norm, logits, argmax"};
+  Dims d;
+  int64_t T;
+  Stack st;
   std::vector<Tensor> kp, vp;
-  for (int64_t l = 0; l < d.layers; ++l) {
-    kp.push_back(random_gpu({blocks, bs, d.H, d.hd}, DType::BF16, 300 + uint64_t(l), -2, 2));
-    vp.push_back(random_gpu({blocks, bs, d.K, d.hd}, DType::BF16, 400 + uint64_t(l)));
+  Tensor table, lens, slots, x, n, qkv, q, o, a, g, hidden, logits, next, pos_t, pos_hw;
+
+  DecodeStep(const Dims& dims, int64_t keys, DType wdt) : d(dims), T(keys), st(make_stack(dims, wdt)) {
+    const int64_t bs = 16, blocks = (T + bs - 1) / bs;
+    for (int64_t l = 0; l < d.layers; ++l) {
+      kp.push_back(random_gpu({blocks, bs, d.H, d.hd}, DType::BF16, 300 + uint64_t(l), -2, 2));
+      vp.push_back(random_gpu({blocks, bs, d.K, d.hd}, DType::BF16, 400 + uint64_t(l)));
+    }
+    Tensor table_h = Tensor::empty({1, blocks}, DType::I32), lens_h = Tensor::empty({1}, DType::I32);
+    Tensor slot_h = Tensor::empty({1}, DType::I32);
+    for (int64_t b = 0; b < blocks; ++b) table_h.data<int32_t>()[b] = int32_t(blocks - 1 - b);  // scattered blocks
+    lens_h.data<int32_t>()[0] = int32_t(T);
+    slot_h.data<int32_t>()[0] = int32_t(table_h.data<int32_t>()[(T - 1) / bs] * bs + (T - 1) % bs);
+    table = table_h.to(Device::CUDA);
+    lens = lens_h.to(Device::CUDA);
+    slots = slot_h.to(Device::CUDA);
+    const auto act = [](const Shape& sh) { return Tensor::zeros(sh, DType::BF16, Device::CUDA); };
+    x = random_gpu({1, d.D}, DType::BF16, 76);
+    n = act({1, d.D});
+    qkv = act({1, (d.H + 2 * d.K) * d.hd});
+    q = act({1, d.H, d.hd});
+    o = act({1, d.H, d.hd});
+    a = act({1, 2 * d.F});
+    g = act({1, d.F});
+    hidden = act({1, d.D});
+    logits = act({1, kVocab});
+    next = Tensor::zeros({1}, DType::I32, Device::CUDA);
+    pos_t = Tensor::zeros({1}, DType::I32, Device::CUDA);
+    pos_hw = Tensor::zeros({1, 2}, DType::F32, Device::CUDA);
   }
-  Tensor table_h = Tensor::empty({1, blocks}, DType::I32), lens_h = Tensor::empty({1}, DType::I32);
-  Tensor slot_h = Tensor::empty({1}, DType::I32);
-  for (int64_t b = 0; b < blocks; ++b) table_h.data<int32_t>()[b] = int32_t(blocks - 1 - b);  // scattered blocks
-  lens_h.data<int32_t>()[0] = int32_t(T);
-  slot_h.data<int32_t>()[0] = int32_t(table_h.data<int32_t>()[(T - 1) / bs] * bs + (T - 1) % bs);
-  const Tensor table = table_h.to(Device::CUDA), lens = lens_h.to(Device::CUDA), slots = slot_h.to(Device::CUDA);
-  const auto act = [](const Shape& sh) { return Tensor::zeros(sh, DType::BF16, Device::CUDA); };
-  Tensor x = random_gpu({1, d.D}, DType::BF16, 76), n = act({1, d.D}), qkv = act({1, (d.H + 2 * d.K) * d.hd});
-  Tensor q = act({1, d.H, d.hd}), o = act({1, d.H, d.hd}), a = act({1, 2 * d.F}), g = act({1, d.F});
-  Tensor hidden = act({1, d.D}), logits = act({1, kVocab}), next = Tensor::zeros({1}, DType::I32, Device::CUDA);
-  const Tensor pos_t = Tensor::zeros({1}, DType::I32, Device::CUDA), pos_hw = Tensor::zeros({1, 2}, DType::F32, Device::CUDA);
-  const float eps = 1.1920929e-7f;
-  const ops::LinearPrologue norm{ops::LinearPrologue::Kind::RmsNorm, eps, &n};
-  const ops::LinearPrologue gate{ops::LinearPrologue::Kind::SquaredReluGate, 0.f, &g};
-  const char* names[] = {"wqkv + norm", "qk_norm_rope_paged", "paged_attention", "wo", "w13 + norm", "w2 + gate",
-                         "final norm, logits, argmax"};
-  constexpr unsigned kAll = 127;
-  const auto step = [&](unsigned ops_on) {
+
+  void run(unsigned ops_on) {
+    const float eps = 1.1920929e-7f;
+    const ops::LinearPrologue norm{ops::LinearPrologue::Kind::RmsNorm, eps, &n};
+    const ops::LinearPrologue gate{ops::LinearPrologue::Kind::SquaredReluGate, 0.f, &g};
     for (int64_t l = 0; l < d.layers; ++l) {
       const LayerWeights& L = st.layers[size_t(l)];
       if (ops_on & 1) ops::linear(x, L.wqkv, nullptr, qkv, false, norm);
@@ -669,19 +685,136 @@ void bench_decode_ops(const Dims& d, int64_t T) {
       ops::linear(hidden, st.out_w, nullptr, logits, false);
       ops::argmax(logits, next);
     }
-  };
-  double wbytes = double(st.out_w.nbytes());
-  for (const LayerWeights& L : st.layers) wbytes += double(L.wqkv.nbytes() + L.wo.nbytes() + L.w13.nbytes() + L.w2.nbytes());
-  const double kvbytes = double(d.layers) * double(T) * double(d.H + d.K) * double(d.hd) * 2.0;
-  const double full = graph_ms([&](int) { step(kAll); }, 1, 9);
-  std::printf("whole step: %.3f ms   (weights %.0f MB + KV %.0f MB: floor %.3f ms at 3 TB/s)\n", full, wbytes / 1e6,
-              kvbytes / 1e6, (wbytes + kvbytes) / 3e9);
+  }
+
+  double bytes() const {
+    double w = double(st.out_w.nbytes());
+    for (const LayerWeights& L : st.layers) w += double(L.wqkv.nbytes() + L.wo.nbytes() + L.w13.nbytes() + L.w2.nbytes());
+    return w + double(d.layers) * double(T) * double(d.H + d.K) * double(d.hd) * 2.0;
+  }
+  double step_ms() { return graph_ms([&](int) { run(kAll); }, 1, 9); }
+};
+
+// The kernels of one replay of the whole step's graph (CUPTI, bench/kernel_timeline.h): a middle
+// layer kernel by kernel, then per position in the layer the mean over layers of what each
+// kernel adds to the step (its end minus the previous kernel's end) and how long before that
+// end it had started (its blocks waiting at the dependent-launch barrier).
+void print_timeline(DecodeStep& ds) {
+  if (!bench::KernelTimeline::available()) {
+    std::printf("(no kernel timeline: this build has no CUPTI)\n");
+    return;
+  }
+  cudaStream_t cap;
+  check(cudaStreamCreateWithFlags(&cap, cudaStreamNonBlocking), "stream");
+  ds.run(DecodeStep::kAll);
+  check(cudaStreamSynchronize(stream()), "warm-up");
+  ops::cuda::set_stream(cap);
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  check(cudaStreamBeginCapture(cap, cudaStreamCaptureModeThreadLocal), "begin capture");
+  ds.run(DecodeStep::kAll);
+  check(cudaStreamEndCapture(cap, &graph), "end capture");
+  check(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+  for (int i = 0; i < 3; ++i) check(cudaGraphLaunch(exec, cap), "launch");
+  check(cudaStreamSynchronize(cap), "sync");
+  bench::KernelTimeline tl;
+  tl.start();
+  check(cudaGraphLaunch(exec, cap), "launch");
+  check(cudaStreamSynchronize(cap), "sync");
+  const std::vector<bench::KernelSpan> k = tl.stop();
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  ops::cuda::set_stream(nullptr);
+  cudaStreamDestroy(cap);
+  const size_t layers = size_t(ds.d.layers), head = 3;
+  if (k.size() < head || (k.size() - head) % layers != 0) {
+    std::printf("timeline: %zu kernels, not %zu layers + %zu\n", k.size(), layers, head);
+    return;
+  }
+  const size_t per = (k.size() - head) / layers;
+  const uint64_t t0 = k.front().start_ns;
+  uint64_t last_end = t0;
+  std::printf("timeline (CUPTI, one replay): %zu kernels, %.1f us first start to last end\n", k.size(),
+              double(k.back().end_ns - t0) / 1e3);
+  std::vector<double> adds(per + head, 0.0), early(per + head, 0.0);
+  std::vector<uint64_t> ends(k.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    ends[i] = std::max(last_end, k[i].end_ns);
+    const size_t pos = i < layers * per ? i % per : per + (i - layers * per);
+    const double w = i < layers * per ? 1.0 / double(layers) : 1.0;
+    adds[pos] += w * double(ends[i] - last_end) / 1e3;
+    early[pos] += w * (last_end > k[i].start_ns ? double(last_end - k[i].start_ns) / 1e3 : 0.0);
+    last_end = ends[i];
+  }
+  std::printf("%-26s %-14s %10s %10s\n", "kernel", "grid", "adds us", "early us");
+  for (size_t pos = 0; pos < per + head; ++pos) {
+    const bench::KernelSpan& s = k[pos < per ? pos : layers * per + (pos - per)];
+    char grid[32];
+    std::snprintf(grid, sizeof(grid), "%dx%dx%d", s.grid_x, s.grid_y, s.grid_z);
+    std::printf("%-26s %-14s %10.2f %10.2f\n", s.name.substr(0, 26).c_str(), grid, adds[pos], early[pos]);
+  }
+  const size_t mid = layers / 2 * per;
+  std::printf("layer %zu, us from the layer's first start: start / end\n", layers / 2);
+  for (size_t i = mid; i < mid + per; ++i) {
+    std::printf("  %-26s %8.2f %8.2f\n", k[i].name.substr(0, 26).c_str(), double(k[i].start_ns - k[mid].start_ns) / 1e3,
+                double(k[i].end_ns - k[mid].start_ns) / 1e3);
+  }
+}
+
+// The decode step as one CUDA graph; then the same graph without one op kind at a time (the
+// difference: what that op costs inside the pipelined step, kernel plus whatever the dependent
+// launches do not hide), and each op kind alone (28 in a row).
+void bench_decode_ops(const Dims& d, int64_t T) {
+  std::printf("\n== %s, BF16: the engine's decode step (graph), T = %lld ==\n", d.name, (long long)T);
+  DecodeStep ds(d, T, DType::BF16);
+  const double full = ds.step_ms();
+  std::printf("whole step: %.3f ms   (weights + KV %.0f MB: floor %.3f ms at 3 TB/s)\n", full, ds.bytes() / 1e6,
+              ds.bytes() / 3e9);
   std::printf("%-28s %16s %16s\n", "op", "step without it", "alone");
   for (int i = 0; i < 7; ++i) {
-    const double without = graph_ms([&](int) { step(kAll & ~(1u << i)); }, 1, 9);
-    const double alone = graph_ms([&](int) { step(1u << i); }, 1, 9);
+    const double without = graph_ms([&](int) { ds.run(DecodeStep::kAll & ~(1u << i)); }, 1, 9);
+    const double alone = graph_ms([&](int) { ds.run(1u << i); }, 1, 9);
     const double per = i == 6 ? 1.0 : double(d.layers);
-    std::printf("%-28s %9.1f us/call %9.1f us/call\n", names[i], (full - without) * 1e3 / per, alone * 1e3 / per);
+    std::printf("%-28s %9.1f us/call %9.1f us/call\n", DecodeStep::kNames[i], (full - without) * 1e3 / per,
+                alone * 1e3 / per);
+  }
+  print_timeline(ds);
+}
+
+// Whole decode steps under variants of the step's kernels (the attention's whole-split staging,
+// its splits, the GEMVs' launch trigger), then the weight dtypes.
+void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
+  std::printf("\n== %s: decode step variants (graph), T = %lld ==\n", d.name, (long long)T);
+  DecodeStep ds(d, T, DType::BF16);
+  const ops::cuda::AttentionTuning base = ops::cuda::attention_tuning();
+  const ops::cuda::LinearTuning lbase = ops::cuda::linear_tuning();
+  struct Variant {
+    const char* name;
+    int stage_all, per_sm;
+    bool early_trigger;
+  };
+  const Variant variants[] = {{"defaults", -1, 0, true},
+                              {"ring (no whole-split staging)", 0, 0, true},
+                              {"staging, 2 blocks per SM", -1, 2, true},
+                              {"staging, GEMVs trigger after their wait", -1, 0, false}};
+  for (const Variant& v : variants) {
+    ops::cuda::AttentionTuning t = base;
+    t.decode_stage_all = v.stage_all;
+    t.decode_blocks_per_sm = v.per_sm;
+    ops::cuda::set_attention_tuning(t);
+    ops::cuda::LinearTuning lt = lbase;
+    lt.gemv_early_trigger = v.early_trigger;
+    ops::cuda::set_linear_tuning(lt);
+    std::printf("BF16 %-42s %.3f ms\n", v.name, ds.step_ms());
+  }
+  ops::cuda::set_attention_tuning(base);
+  ops::cuda::set_linear_tuning(lbase);
+  print_timeline(ds);
+  for (DType wdt : {DType::Q8, DType::Q4}) {
+    if (!quantized) break;
+    DecodeStep dq(d, T, wdt);
+    std::printf("%s weights: %.3f ms (weights + KV %.0f MB: floor %.3f ms at 3 TB/s)\n", dtype_name(wdt), dq.step_ms(),
+                dq.bytes() / 1e6, dq.bytes() / 3e9);
   }
 }
 
@@ -718,6 +851,11 @@ int main(int argc, char** argv) {
       std::vector<LayerWeights> layers = make_layers(d, DType::Q8, int(d.layers));
       Tensor out_w = ops::prepare_linear_weight(random_cpu({kVocab, d.D}, 91, -0.05f, 0.05f), DType::Q8, Device::CUDA);
       bench_linear(layers, out_w, d, "Q8 (dequant GEMV, phase-1 kernel)");
+    }
+    if (named("decode-variants")) {
+      bench_decode_variants(kPerception, 3100, true);
+      bench_decode_variants(kPerception, 1230, false);
+      bench_decode_variants(kOcr, 3100, false);
     }
     if (section("decode-ops")) {
       bench_decode_ops(kPerception, 3100);

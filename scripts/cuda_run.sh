@@ -14,7 +14,7 @@
 #        scripts/cuda_run.sh --pack   (here, before a run: strips falcon, engine_tests,
 #        ops_tests, core_tests and cuda_ops_bench into build-cuda/pack/bins.tar.xz (~12 MB; the binaries are ~100 MB, over
 #        the 64 MiB carry limit) with the shared libraries the GPU host lacks (libjpeg, libpng,
-#        libwebp, oniguruma, utf8proc) in build-cuda/pack/lib; carry ["build-cuda/pack"]: the
+#        libwebp, oniguruma, utf8proc; CUPTI for cuda_ops_bench's timeline) in build-cuda/pack/lib; carry ["build-cuda/pack"]: the
 #        script unpacks it on the device when BIN_DIR has no falcon).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +25,8 @@ if [ "${1:-}" = "--pack" ]; then
   # wrk (and its LuaJIT) for the load test: the GPU host has no wrk.
   command -v wrk > /dev/null && cp "$(command -v wrk)" build-cuda/pack/
   for l in libjpeg.so.62 libonig.so.5 libpng16.so.16 libutf8proc.so.2 libwebp.so.7 libluajit-5.1.so.2 \
-           libcpp-httplib.so.0.11 libbrotlidec.so.1 libbrotlienc.so.1 libbrotlicommon.so.1; do
-    p=$(ldd build-cuda/bin/falcon build-cuda/bin/engine_tests $(command -v wrk) | awk -v l=$l '$1 == l {print $3; exit}')
+           libcpp-httplib.so.0.11 libbrotlidec.so.1 libbrotlienc.so.1 libbrotlicommon.so.1 libcupti.so.13; do
+    p=$(ldd build-cuda/bin/falcon build-cuda/bin/engine_tests build-cuda/bin/cuda_ops_bench $(command -v wrk) | awk -v l=$l '$1 == l {print $3; exit}')
     [ -n "$p" ] && cp -L "$p" build-cuda/pack/lib/
   done
   du -sh build-cuda/pack
@@ -122,6 +122,9 @@ if [ -z "${SKIP_BENCH:-}" ]; then
   FALCON_CUDA_ASYNC_ALLOC=0 bench seg-1024x768-cudamalloc perception 281 48 1.29 0 --task segmentation --image-size 1024x768 --new-tokens 32 --runs 3
   bench det-1024x768     perception 266 43 1.29 0   --task detection --image-size 1024x768 --new-tokens 32
   bench det-640x480      perception 588 42 1.20 0   --task detection --image-size 640x480 --new-tokens 128
+  # Quantised weights (quantised at load from the bf16 file): the INT8/INT4 decode rows.
+  bench det-1024x768-q8  perception 266 43 1.29 0   --task detection --image-size 1024x768 --new-tokens 32 --dtype q8
+  bench det-1024x768-q4  perception 266 43 1.29 0   --task detection --image-size 1024x768 --new-tokens 32 --dtype q4
   bench det-64x640x480   perception 2420 0 0 26.4   --task detection --image-size 640x480 --new-tokens 64 --batch 64 --runs 1
   FALCON_CUDA_PDL=0 bench det-640x480-nopdl perception 588 42 1.20 0 --task detection --image-size 640x480 --new-tokens 128
   bench ocr-1024x768     ocr        233 40 0.52 0   --task ocr --image-size 1024x768 --new-tokens 32

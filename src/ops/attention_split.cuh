@@ -368,6 +368,9 @@ struct DecodeParams {
   int max_keys;  // keys that exist (T, or the block table's capacity)
   float scale_log2;
   bool prefetch;  // start the split's keys towards L2 before waiting for the kernel before
+  // The whole split in shared memory (stages >= its steps), copied before the wait but for each
+  // row's newest key: only for paged keys, whose kernel before writes nothing else.
+  bool stage_all;
 };
 
 __device__ __forceinline__ void decode_cp_async16(void* dst, const void* src, int src_bytes) {
@@ -446,7 +449,45 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
   const int c1 = int(int64_t(c0) + chunk < n ? int64_t(c0) + chunk : n);
   const int iters = (c1 - c0 + step - 1) / step;
   const int64_t kstride = int64_t(H) * HD, vstride = int64_t(p.K) * HD;
-  if (p.prefetch) {
+
+  uint32_t okbits = 0;  // bit stage * U + u: key u of the step held by that stage exists
+  // Copies (the chunks this thread reads of) key j, table row r (< 0: missing, zero-filled, so
+  // its value row adds 0, never NaN) into slot u of `stage`.
+  const auto copy_key = [&](int64_t r, int stage, int u) {
+    const bool ok = r >= 0;
+    const T* kp = ok ? p.k + r * kstride + int64_t(h0) * HD : p.k;
+    const T* vp = ok ? p.v + r * vstride + int64_t(kvh) * HD : p.v;
+    const int bytes = ok ? 16 : 0;
+    uint4* dst = ring + int64_t(stage * SLOTS + u * (HB + 1) * LC) * nt + tid;
+#pragma unroll
+    for (int hh = 0; hh < HB; ++hh) {
+#pragma unroll
+      for (int i = 0; i < LC; ++i) decode_cp_async16(dst + (hh * LC + i) * nt, kp + hh * HD + (gl + 8 * i) * E, bytes);
+    }
+#pragma unroll
+    for (int i = 0; i < LC; ++i) decode_cp_async16(dst + (HB * LC + i) * nt, vp + (gl + 8 * i) * E, bytes);
+  };
+  // Step `it` of the split into `stage`; key `defer` is marked present but not copied.
+  const auto issue = [&](int it, int stage, int defer) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int j = c0 + it * step + grp * U + u;
+      const int64_t r = j < c1 ? keys.key_row(row, j) : -1;
+      const uint32_t bit = 1u << (stage * U + u);
+      okbits = r >= 0 ? (okbits | bit) : (okbits & ~bit);
+      if (j != defer || r < 0) copy_key(r, stage, u);
+    }
+  };
+
+  // The newest key of a paged row (position n - 1) is the one the kernel before may still be
+  // writing (qk_norm_rope_paged); every other key was written by earlier steps.
+  const int newest = n - 1;
+  if (p.stage_all) {
+    // The whole split (S >= iters stages) is copied into shared memory before the wait, all
+    // but the newest key: after it only q, that key and the arithmetic are left.
+    for (int it = 0; it < iters; ++it) issue(it, it, newest);
+    decode_cp_async_commit();
+  } else if (p.prefetch) {
     // Launched as a programmatic dependent (of the kernel writing this step's key and q), the
     // split's keys and values start towards L2 while that kernel finishes. A prefetch cannot
     // leave a stale copy (L2 is where the writes land); everything is read after the wait.
@@ -475,32 +516,6 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
     }
   }
 
-  uint32_t okbits = 0;  // bit stage * U + u: key u of the step held by that stage exists
-  const auto issue = [&](int it, int stage) {
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int j = c0 + it * step + grp * U + u;
-      const int64_t r = j < c1 ? keys.key_row(row, j) : -1;
-      const bool ok = r >= 0;
-      const uint32_t bit = 1u << (stage * U + u);
-      okbits = ok ? (okbits | bit) : (okbits & ~bit);
-      // A missing key is zero-filled (src size 0 reads nothing): its value row then adds 0, never NaN.
-      const T* kp = ok ? p.k + r * kstride + int64_t(h0) * HD : p.k;
-      const T* vp = ok ? p.v + r * vstride + int64_t(kvh) * HD : p.v;
-      const int bytes = ok ? 16 : 0;
-      uint4* dst = ring + int64_t(stage * SLOTS + u * (HB + 1) * LC) * nt + tid;
-#pragma unroll
-      for (int hh = 0; hh < HB; ++hh) {
-#pragma unroll
-        for (int i = 0; i < LC; ++i) {
-          decode_cp_async16(dst + (hh * LC + i) * nt, kp + hh * HD + (gl + 8 * i) * E, bytes);
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < LC; ++i) decode_cp_async16(dst + (HB * LC + i) * nt, vp + (gl + 8 * i) * E, bytes);
-    }
-  };
-
   float m[HB], l[HB], acc[HB][D];
 #pragma unroll
   for (int hh = 0; hh < HB; ++hh) {
@@ -511,18 +526,30 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
   }
 
   int in_stage = 0;
-  for (int s = 0; s < S - 1; ++s) {
-    if (s < iters) issue(s, in_stage);
-    decode_cp_async_commit();  // empty groups keep the count uniform
-    in_stage = in_stage + 1 == S ? 0 : in_stage + 1;
+  if (p.stage_all) {
+    if (newest >= c0 && newest < c1) {
+      const int rel = newest - c0, u = rel % step % U;
+      if ((rel % step) / U == grp) copy_key(keys.key_row(row, newest), rel / step, u);
+    }
+    decode_cp_async_commit();
+  } else {
+    for (int s = 0; s < S - 1; ++s) {
+      if (s < iters) issue(s, in_stage, -1);
+      decode_cp_async_commit();  // empty groups keep the count uniform
+      in_stage = in_stage + 1 == S ? 0 : in_stage + 1;
+    }
   }
   int stage = 0;
   for (int it = 0; it < iters; ++it) {
-    // Refill the stage computed last step (this thread read it: its loads are done).
-    if (it + S - 1 < iters) issue(it + S - 1, in_stage);
-    decode_cp_async_commit();
-    in_stage = in_stage + 1 == S ? 0 : in_stage + 1;
-    decode_cp_async_wait(S - 1);  // this thread's copies for step `it` have landed
+    if (p.stage_all) {
+      if (it == 0) decode_cp_async_wait(0);  // every copy of this thread has landed
+    } else {
+      // Refill the stage computed last step (this thread read it: its loads are done).
+      if (it + S - 1 < iters) issue(it + S - 1, in_stage, -1);
+      decode_cp_async_commit();
+      in_stage = in_stage + 1 == S ? 0 : in_stage + 1;
+      decode_cp_async_wait(S - 1);  // this thread's copies for step `it` have landed
+    }
 
     const uint4* src = ring + int64_t(stage * SLOTS) * nt + tid;
     float s[HB][U], vf[U][D];
@@ -798,7 +825,6 @@ void launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, boo
   const int cluster =
       t.decode_cluster >= 0 ? t.decode_cluster : few_rows && std::is_same_v<Keys, ContiguousKeys> ? 8 : 0;
   while (stages > 2 && decode_smem_bytes<T, HD, HB>(warps, stages) > size_t(optin)) --stages;
-  const size_t smem = decode_smem_bytes<T, HD, HB>(warps, stages);
   p.stages = stages;
   const bool pdl = t.decode_pdl && pdl_enabled();
   // Only a latency-bound launch gains from the early prefetch: many rows' keys are far more
@@ -806,24 +832,41 @@ void launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, boo
   p.prefetch = pdl && few_rows;
 
   // Splits: enough blocks for per_sm per multiprocessor, at least one step of keys each.
-  const int per_sm = t.decode_blocks_per_sm > 0 ? t.decode_blocks_per_sm : few_rows ? 1 : 2;
   const int64_t groups = int64_t(rows) * (p.H / HB);
+  int per_sm = t.decode_blocks_per_sm > 0 ? t.decode_blocks_per_sm : few_rows ? 1 : 2;
+  if (t.decode_blocks_per_sm <= 0 && few_rows && pdl && std::is_same_v<Keys, PagedKeys> && t.decode_stage_all != 0) {
+    // Staged splits of at most 128 KB at one block per SM: two smaller blocks per SM instead
+    // (more blocks copying at once; measured on the H100: 0.3B at 3.1 k keys and 0.6B at 1.2 k
+    // gain 2-4 %, 0.6B at 3.1 k keys, 196 KB splits, loses 2 %).
+    const int64_t one = std::max<int64_t>(1, int64_t(sm_count()) / groups);
+    if ((max_keys + one - 1) / one * (HB + 1) * HD * int64_t(sizeof(T)) <= (int64_t(128) << 10)) per_sm = 2;
+  }
   int64_t splits = int64_t(sm_count()) * per_sm / groups;
   const int64_t step = int64_t(warps) * 4 * Sh::U;  // keys per step of a block
   splits = std::min<int64_t>(splits, (max_keys + step - 1) / step);
   splits = std::clamp<int64_t>(splits, 1, kDecodeMaxSplits);
+  // Latency-bound paged rows: the whole split staged before the wait, where it fits in shared
+  // memory (every chunk of the table's capacity, so the grid stays valid at any length): the
+  // stages that takes for `sp` splits, or 0.
+  const auto all_stages = [&](int64_t sp) -> int {
+    if (!(pdl && few_rows && std::is_same_v<Keys, PagedKeys> && t.decode_stage_all != 0)) return 0;
+    const int64_t chunk_max = (max_keys + sp - 1) / sp;
+    const int all = int(std::max<int64_t>(1, (chunk_max + step - 1) / step));
+    return all * Sh::U <= 32 && decode_smem_bytes<T, HD, HB>(warps, all) <= size_t(optin) ? all : 0;
+  };
   // Cluster merge: at most decode_cluster splits, if clusters of that size fit on the device.
   p.cluster = false;
   if (cluster > 1 && splits > 1 && compute_capability() >= 90) {
     const int cs = int(std::min<int64_t>(splits, std::min(cluster, 16)));
-    static std::atomic<int> fits[kDecodeMaxWarps + 1][kDecodeMaxStages + 1][17];  // 0 unknown, 1 no, 2 yes
-    int f = fits[warps][stages][cs].load(std::memory_order_relaxed);
+    const int st = all_stages(cs) > 0 ? all_stages(cs) : stages;
+    static std::atomic<int> fits[kDecodeMaxWarps + 1][33][17];  // 0 unknown, 1 no, 2 yes
+    int f = fits[warps][st][cs].load(std::memory_order_relaxed);
     if (f == 0) {
       if (cs > 8) FALCON_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
       cudaLaunchConfig_t cfg{};
       cfg.gridDim = dim3(unsigned(cs), unsigned(p.H / HB), unsigned(rows));
       cfg.blockDim = dim3(unsigned(warps * 32));
-      cfg.dynamicSmemBytes = smem;
+      cfg.dynamicSmemBytes = decode_smem_bytes<T, HD, HB>(warps, st);
       cudaLaunchAttribute attr{};
       attr.id = cudaLaunchAttributeClusterDimension;
       attr.val.clusterDim.x = unsigned(cs);
@@ -834,7 +877,7 @@ void launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, boo
       const cudaError_t e = cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg);
       if (e != cudaSuccess) cudaGetLastError();  // not supported: the global merge
       f = e == cudaSuccess && clusters > 0 ? 2 : 1;
-      fits[warps][stages][cs].store(f, std::memory_order_relaxed);
+      fits[warps][st][cs].store(f, std::memory_order_relaxed);
     }
     if (f == 2) {
       splits = cs;
@@ -842,6 +885,13 @@ void launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, boo
     }
   }
   p.splits = int(splits);
+  const int all = all_stages(splits);
+  p.stage_all = all > 0;
+  if (p.stage_all) {
+    p.prefetch = false;
+    p.stages = all;
+  }
+  const size_t smem = decode_smem_bytes<T, HD, HB>(warps, p.stages);
   if (splits > 1 && !p.cluster) {
     const size_t n = size_t(splits) * size_t(rows) * size_t(p.H);
     auto* buf = static_cast<float*>(scratch(Scratch::AttentionPartials, n * size_t(HD + 2) * sizeof(float)));

@@ -44,7 +44,7 @@ class EventTimer {
 // which synchronises) only when a call needs more than any call before it, so after one warm-up
 // pass with the largest shapes no op allocates: what a graph capture needs.
 // AttentionCounters is zero-filled whenever it grows; the kernels leave it zero after use.
-enum class Scratch : int { AttentionPartials, AttentionCounters, Count };
+enum class Scratch : int { AttentionPartials, AttentionCounters, ArgmaxPartials, ArgmaxCounters, Count };
 void* scratch(Scratch which, size_t bytes);
 
 // Device properties read once per device.

@@ -35,6 +35,9 @@ struct AttentionTuning {
   // Launch the decode kernel as a programmatic dependent of the previous kernel: its blocks
   // start early, prefetch their keys and values towards L2 and wait for it on the device.
   bool decode_pdl = true;
+  // Few paged rows under decode_pdl: each block copies its whole split of keys and values into
+  // shared memory before it waits (all but the row's newest key), where the split fits. -1: on; 0: off.
+  int decode_stage_all = -1;
 };
 
 void set_attention_tuning(const AttentionTuning& t);
@@ -44,6 +47,9 @@ struct LinearTuning {
   // BF16 x BF16 products with at most this many rows (at most 8) use the warp-per-row GEMV
   // instead of cuBLASLt (faster at one row on the H100, slower at 8: docs/cuda.md); 0: never.
   int gemv_max_rows = 1;
+  // The GEMVs let the next kernel launch at their start (true: its blocks can load their weights
+  // during this one's wait) or only once their own input is ready (false).
+  bool gemv_early_trigger = true;
 };
 
 void set_linear_tuning(const LinearTuning& t);

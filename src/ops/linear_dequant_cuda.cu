@@ -11,6 +11,7 @@
 #include "core/memory.h"
 #include "core/parallel.h"
 #include "ops/cuda_common.cuh"
+#include "ops/cuda_tuning.h"
 #include "ops/linear_weight_cuda.h"
 #include "ops/quantize.h"
 
@@ -139,8 +140,9 @@ constexpr int kGemvSteps = 4;  // k-steps whose loads are all issued before the 
 // prefetched towards L2 before the wait.
 template <typename TX, typename W, int VEC, int ROWS, int PRE>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const TX* x, W w, const float* bias, TX* y,
-                                                              int64_t N, int64_t K, bool accumulate) {
-  pdl_allow_dependents();
+                                                              int64_t N, int64_t K, bool accumulate,
+                                                              bool early_trigger) {
+  if (early_trigger) pdl_allow_dependents();
   const int64_t n = int64_t(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
   if (n >= N) return;
   const int lane = threadIdx.x % 32;
@@ -156,6 +158,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const TX* x, W w,
       if (k < K) raw[st] = w.template load_raw<VEC>(n, k);
     }
     pdl_wait();
+    if (!early_trigger) pdl_allow_dependents();
 #pragma unroll
     for (int st = 0; st < PRE; ++st) {
       const int64_t k = int64_t(lane) * VEC + st * kStride;
@@ -174,6 +177,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(const TX* x, W w,
   } else {
     w.prefetch(n, lane);  // weights do not depend on the kernel before (cuda_common.cuh: PDL)
     pdl_wait();
+    if (!early_trigger) pdl_allow_dependents();
     for (int64_t k0 = int64_t(lane) * VEC; k0 < K; k0 += kGemvSteps * kStride) {
       float wv[kGemvSteps][VEC];
 #pragma unroll
@@ -221,19 +225,23 @@ void launch_gemv_rows(const TX* x, W w, const float* bias, TX* y, int64_t N, int
   const int64_t steps = (K + 32 * VEC - 1) / (32 * VEC);
   if constexpr (VEC == 8 && std::is_same_v<TX, __nv_bfloat16>) {
     if (steps <= 4) {
-      launch_dependent(gemv_kernel<TX, W, VEC, ROWS, 4>, dim3(blocks), block, 0, x, w, bias, y, N, K, accumulate);
+      launch_dependent(gemv_kernel<TX, W, VEC, ROWS, 4>, dim3(blocks), block, 0, x, w, bias, y, N, K, accumulate,
+                       linear_tuning().gemv_early_trigger);
       return;
     }
     if (steps <= 8) {
-      launch_dependent(gemv_kernel<TX, W, VEC, ROWS, 8>, dim3(blocks), block, 0, x, w, bias, y, N, K, accumulate);
+      launch_dependent(gemv_kernel<TX, W, VEC, ROWS, 8>, dim3(blocks), block, 0, x, w, bias, y, N, K, accumulate,
+                       linear_tuning().gemv_early_trigger);
       return;
     }
     if (steps <= 16) {
-      launch_dependent(gemv_kernel<TX, W, VEC, ROWS, 16>, dim3(blocks), block, 0, x, w, bias, y, N, K, accumulate);
+      launch_dependent(gemv_kernel<TX, W, VEC, ROWS, 16>, dim3(blocks), block, 0, x, w, bias, y, N, K, accumulate,
+                       linear_tuning().gemv_early_trigger);
       return;
     }
   }
-  launch_dependent(gemv_kernel<TX, W, VEC, ROWS, 0>, dim3(blocks), block, 0, x, w, bias, y, N, K, accumulate);
+  launch_dependent(gemv_kernel<TX, W, VEC, ROWS, 0>, dim3(blocks), block, 0, x, w, bias, y, N, K, accumulate,
+                       linear_tuning().gemv_early_trigger);
 }
 
 template <typename TX, typename W, int VEC>

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "ops/cuda_common.cuh"
+#include "ops/cuda_tuning.h"
 #include "ops/linear.h"
 
 namespace falcon::ops::cuda {
@@ -53,8 +54,8 @@ __device__ __forceinline__ void input8(const bf16* x, int64_t row_stride, int m,
 template <Transform T, int ROWS, int PRE>
 __global__ void __launch_bounds__(kWarps * 32)
     fused_gemv_kernel(const bf16* x, int64_t row_stride, const bf16* w, const float* bias, bf16* y, int64_t N,
-                      int64_t K, bool accumulate, float eps) {
-  pdl_allow_dependents();
+                      int64_t K, bool accumulate, float eps, bool early_trigger) {
+  if (early_trigger) pdl_allow_dependents();
   const int64_t n = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
   if (n >= N) return;
   const int lane = threadIdx.x % 32;
@@ -70,6 +71,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     if (int64_t(lane) * 64 < K) prefetch_l2(wr + lane * 64);
   }
   pdl_wait();
+  if (!early_trigger) pdl_allow_dependents();
   float inv[ROWS];
 #pragma unroll
   for (int m = 0; m < ROWS; ++m) {
@@ -144,7 +146,8 @@ void launch(const bf16* x, int64_t row_stride, const bf16* w, const float* bias,
   const unsigned blocks = unsigned((N + kWarps - 1) / kWarps);
   const int64_t steps = (K + 255) / 256;
   const auto go = [&](auto kernel) {
-    launch_dependent(kernel, dim3(blocks), dim3(kWarps * 32), 0, x, row_stride, w, bias, y, N, K, accumulate, eps);
+    launch_dependent(kernel, dim3(blocks), dim3(kWarps * 32), 0, x, row_stride, w, bias, y, N, K, accumulate, eps,
+                     linear_tuning().gemv_early_trigger);
   };
   if (steps <= 4) {
     go(fused_gemv_kernel<T, ROWS, 4>);

@@ -1,6 +1,7 @@
 // Tests of the small ops: squared_relu_gate, squared_relu, embedding, argmax, convert, add.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "ops/activation.h"
@@ -73,6 +74,58 @@ TEST_P(ElementwiseTest, ArgmaxTakesFirstMaximum) {
   EXPECT_EQ(got.data<int32_t>()[0], 417);
   EXPECT_EQ(got.data<int32_t>()[1], 2);
   EXPECT_EQ(got.data<int32_t>()[2], 999);
+}
+
+// Long rows (a vocabulary's logits) on few and on many rows, 16-byte and odd row widths (on CUDA
+// the rows split over blocks, or a block per row): the first maximum across slice boundaries,
+// NaNs never winning, an all-NaN row giving 0, against a scalar reference.
+TEST_P(ElementwiseTest, ArgmaxOfLongRows) {
+  const Device dev = GetParam();
+  const auto reference = [](const float* row, int64_t n) {
+    int64_t best = -1;
+    for (int64_t i = 0; i < n; ++i) {
+      if (std::isnan(row[i])) continue;
+      if (best < 0 || row[i] > row[best]) best = i;
+    }
+    return best < 0 ? 0 : int32_t(best);
+  };
+  for (const int64_t n : {int64_t(65536), int64_t(70001), int64_t(4096)}) {
+    for (const int64_t rows : {int64_t(1), int64_t(5), int64_t(160)}) {
+      Tensor x = test::random_tensor({rows, n}, 40 + uint64_t(n + rows), -5, 5);
+      float* d = x.data<float>();
+      for (int64_t r = 0; r < rows; ++r) {
+        float* row = d + r * n;
+        switch (r % 5) {
+          case 0: row[n - 1] = 9.f; break;  // the last element
+          case 1:                            // a tie across slices: the first wins
+            row[n / 2 + 3] = 9.f;
+            row[n - 7] = 9.f;
+            break;
+          case 2:  // NaNs around the maximum never win
+            row[17] = std::nanf("");
+            row[n / 3] = 9.f;
+            row[n / 3 + 1] = std::nanf("");
+            break;
+          case 3:  // all NaN
+            std::fill(row, row + n, std::nanf(""));
+            break;
+          default: row[0] = 9.f; break;
+        }
+      }
+      for (const DType dt : {DType::F32, DType::BF16}) {
+        if (dev == Device::CPU && dt == DType::BF16) continue;
+        const Tensor xd = test::convert(x, dt, dev);
+        const Tensor xr = test::to_cpu_f32(xd);  // the values the device sees
+        Tensor out = Tensor::empty({rows}, DType::I32, dev);
+        ops::argmax(xd, out);
+        const Tensor got = out.to(Device::CPU);
+        for (int64_t r = 0; r < rows; ++r) {
+          ASSERT_EQ(got.data<int32_t>()[r], reference(xr.data<float>() + r * n, n))
+              << dtype_name(dt) << " n=" << n << " rows=" << rows << " row " << r;
+        }
+      }
+    }
+  }
 }
 
 TEST_P(ElementwiseTest, ConvertRoundTripsAndAdd) {

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "ops/qk_norm_rope.h"
 #include "test_support.h"
 #ifdef FALCON_HAS_CUDA
 #include "ops/cuda_tuning.h"
@@ -147,10 +148,12 @@ TEST_P(PagedAttentionTest, EveryCudaDecodeVariantMatches) {
     bool decode;
     int warps, stages, per_sm, cluster;
     bool pairs = true;
+    int stage_all = -1;  // few rows: the whole split staged before the wait (-1) or the ring (0)
   };
-  const Variant variants[] = {{false, 4, 4, 0, 0}, {true, 2, 2, 0, 0},  {true, 4, 3, 1, 0},  {true, 8, 4, 0, 0},
-                              {true, 8, 8, 64, 0}, {true, 2, 6, 64, 0}, {true, 8, 2, 1, 16}, {true, 4, 4, 64, 8},
-                              {true, 4, 2, 0, 0, false}};
+  const Variant variants[] = {{false, 4, 4, 0, 0},       {true, 2, 2, 0, 0},        {true, 4, 3, 1, 0},
+                              {true, 8, 4, 0, 0},        {true, 8, 8, 64, 0},       {true, 2, 6, 64, 0},
+                              {true, 8, 2, 1, 16},       {true, 4, 4, 64, 8},       {true, 4, 2, 0, 0, false},
+                              {true, 8, 2, 1, 0, true, 0}, {true, 8, 2, 4, 0, false, -1}};
   const Batch batches[] = {{{0, 1, 300, 1300, 16, 17}, 16, 8, 128, 16}, {{5, 33, 1000, 1, 70, 129}, 16, 8, 64, 32}};
   uint64_t seed = 7000;
   for (const Variant& var : variants) {
@@ -161,17 +164,67 @@ TEST_P(PagedAttentionTest, EveryCudaDecodeVariantMatches) {
     t.decode_blocks_per_sm = var.per_sm;
     t.decode_cluster = var.cluster;
     t.decode_pairs = var.pairs;
+    t.decode_stage_all = var.stage_all;
     ops::cuda::set_attention_tuning(t);
     for (const DType dtype : {DType::F32, DType::BF16}) {
       for (const Batch& b : batches) {
         const double err = run_batch(dev, dtype, b, seed += 100);
         EXPECT_LT(err, dtype == DType::F32 ? 1e-5 : 1e-2)
             << dtype_name(dtype) << " decode=" << var.decode << " warps=" << var.warps << " stages=" << var.stages
-            << " per_sm=" << var.per_sm << " cluster=" << var.cluster << " pairs=" << var.pairs << " hd=" << b.hd;
+            << " per_sm=" << var.per_sm << " cluster=" << var.cluster << " pairs=" << var.pairs
+            << " stage_all=" << var.stage_all << " hd=" << b.hd;
       }
     }
   }
   ops::cuda::set_attention_tuning(saved);
+}
+
+// The decode step's chain: qk_norm_rope_paged writes each row's newest key and value into the
+// pool, and paged_attention reads them at once. On CUDA the attention starts before the kernel
+// before it ends and copies every other key early; the newest key's slot holds a sentinel
+// until that kernel overwrites it, so an early read of it shows. Compared with the CPU running
+// the same chain, several times over (the overlap varies from launch to launch).
+TEST_P(PagedAttentionTest, ReadsTheNewestKeyTheKernelBeforeWrote) {
+  const Device dev = GetParam();
+  if (dev != Device::CUDA) GTEST_SKIP() << "the CPU is the reference";
+  const int64_t H = 16, K = 8, hd = 128, bs = 16;
+  const std::vector<int32_t> lens = {300, 1000, 37};  // keys after the step, the newest included
+  const int64_t B = int64_t(lens.size()), max_blocks = (1000 + bs - 1) / bs, num_blocks = 3 * max_blocks;
+  Tensor table = Tensor::empty({B, max_blocks}, DType::I32);
+  for (int64_t i = 0; i < table.numel(); ++i) table.data<int32_t>()[i] = int32_t((i * 7) % num_blocks);
+  Tensor lens_t = Tensor::empty({B}, DType::I32), slots = Tensor::empty({B}, DType::I32);
+  Tensor pos_t = Tensor::empty({B}, DType::I32), pos_hw = Tensor::zeros({B, 2}, DType::F32);
+  Tensor kc = test::random_tensor({num_blocks, bs, H, hd}, 11, -2, 2);
+  Tensor vc = test::random_tensor({num_blocks, bs, K, hd}, 12);
+  for (int64_t b = 0; b < B; ++b) {
+    const int32_t newest = lens[size_t(b)] - 1;
+    lens_t.data<int32_t>()[b] = lens[size_t(b)];
+    pos_t.data<int32_t>()[b] = newest;
+    const int32_t slot = table.data<int32_t>()[b * max_blocks + newest / bs] * int32_t(bs) + newest % int32_t(bs);
+    slots.data<int32_t>()[b] = slot;
+    std::fill_n(kc.data<float>() + slot * H * hd, H * hd, 1e4f);  // sentinel: a stale read dominates the scores
+    std::fill_n(vc.data<float>() + slot * K * hd, K * hd, 1e4f);
+  }
+  const Tensor qkv = test::random_tensor({B, (H + 2 * K) * hd}, 13, -2, 2);
+  const Tensor golden = test::random_tensor({H, hd / 4, 2}, 14, -3, 3);
+  const Tensor sinks = test::random_tensor({H}, 15, -3, 3);
+  const float theta = 10000.f, eps = 1.1920929e-7f;
+  const auto chain = [&](Device d, DType dtype) {
+    Tensor k = test::convert(kc, dtype, d), v = test::convert(vc, dtype, d);
+    Tensor q = test::convert(Tensor::zeros({B, H, hd}, DType::F32), dtype, d);
+    Tensor out = test::convert(Tensor::zeros({B, H, hd}, DType::F32), dtype, d);
+    ops::qk_norm_rope_paged(test::convert(qkv, dtype, d), pos_t.to(d), pos_hw.to(d), golden.to(d), theta, eps, q,
+                            slots.to(d), k, v);
+    ops::paged_attention(q, k, v, table.to(d), lens_t.to(d), sinks.to(d), out);
+    return test::to_cpu_f32(out);
+  };
+  const Tensor want = chain(Device::CPU, DType::F32);
+  for (const DType dtype : {DType::F32, DType::BF16}) {
+    for (int rep = 0; rep < 8; ++rep) {
+      const double err = test::rel_l2(chain(dev, dtype), want);
+      EXPECT_LT(err, dtype == DType::F32 ? 1e-5 : 2e-2) << dtype_name(dtype) << " rep " << rep;
+    }
+  }
 }
 
 // On CUDA an out-of-range block id masks its keys (no host check): the row attends to the
