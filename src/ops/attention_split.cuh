@@ -344,7 +344,9 @@ void launch_split_vec(SplitParams<T> p, Keys keys, int rows_per_block) {
 // once. Each group keeps its own online softmax over its keys (U per step) and merges with the
 // others only at the end. Every thread cp.asyncs exactly the chunks it will read itself into its
 // own slots of a ring of STAGES steps in shared memory: STAGES - 1 steps of loads stay in flight
-// while one is computed, and no barrier is needed until the final merge. The split of a row's
+// while one is computed, and no barrier is needed until the final merge. With few paged rows
+// (latency-bound) the ring holds the whole split, copied before the dependent-launch wait but
+// for the row's newest key: after the wait only q, that key and the arithmetic are left. The split of a row's
 // keys is computed from its length on the device, so the grid depends on the shapes only. The
 // splits merge in a thread-block cluster through distributed shared memory, or as above: the
 // last block to finish reduces partials in global memory.

@@ -36,6 +36,11 @@ void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, Tenso
 // sink takes all the weight). q, caches and out share one dtype. On the CPU block ids and
 // lengths are checked (InvalidArgument); on CUDA an out-of-range block id masks its keys and a
 // length is clamped to the table's capacity, so a bad table cannot read outside the pool.
+// On CUDA (Hopper) the kernel may start while the kernel before it finishes and copy every key
+// but each sequence's newest (position seq_lens[b] - 1) before waiting for it: only q and the
+// newest keys may come from the kernel just before (as qk_norm_rope_paged writes them); no
+// kernel still running when it starts may write the rest of the pool (in the engine: earlier
+// steps, finished before the host read their tokens, and the prefills).
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                      const Tensor& seq_lens, const Tensor& sinks, Tensor& out);
 
