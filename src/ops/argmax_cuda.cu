@@ -27,6 +27,24 @@ __device__ __forceinline__ bool better(const Best& b, const Best& a) {
   return b.v > a.v || (b.v == a.v && b.idx < a.idx);
 }
 
+// The block's best, on every thread (threads a multiple of 32, at most kThreads; a second call
+// in one kernel needs a barrier before it: the shared buffer is reused).
+__device__ Best block_best(Best best) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const Best c{__shfl_xor_sync(0xffffffffu, best.v, o), __shfl_xor_sync(0xffffffffu, best.idx, o)};
+    if (better(c, best)) best = c;
+  }
+  __shared__ Best warp_best[kThreads / 32];
+  if (threadIdx.x % 32 == 0) warp_best[threadIdx.x / 32] = best;
+  __syncthreads();
+  best = warp_best[0];
+  for (int w = 1; w < int(blockDim.x / 32); ++w) {
+    if (better(warp_best[w], best)) best = warp_best[w];
+  }
+  return best;
+}
+
 // A row of the vocabulary (65,536 logits) is read by one block: each thread keeps four
 // 16-byte loads in flight so one pass takes a couple of memory round trips, not dozens.
 template <typename T, int V>
@@ -56,40 +74,12 @@ __global__ void argmax_kernel(const T* x, int32_t* out, int64_t n) {
       }
     }
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const Best c{__shfl_xor_sync(0xffffffffu, best.v, o), __shfl_xor_sync(0xffffffffu, best.idx, o)};
-    if (better(c, best)) best = c;
-  }
-  __shared__ Best warp_best[kThreads / 32];
-  if (threadIdx.x % 32 == 0) warp_best[threadIdx.x / 32] = best;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < int(blockDim.x / 32); ++w) {
-      if (better(warp_best[w], best)) best = warp_best[w];
-    }
-    out[blockIdx.x] = best.idx == 0x7fffffff ? 0 : best.idx;
-  }
+  best = block_best(best);
+  if (threadIdx.x == 0) out[blockIdx.x] = best.idx == 0x7fffffff ? 0 : best.idx;
 }
 
 constexpr int kSplitThreads = 256;
 constexpr int kMaxSlices = 64;
-
-__device__ Best block_best(Best best) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const Best c{__shfl_xor_sync(0xffffffffu, best.v, o), __shfl_xor_sync(0xffffffffu, best.idx, o)};
-    if (better(c, best)) best = c;
-  }
-  __shared__ Best warp_best[kThreads / 32];
-  if (threadIdx.x % 32 == 0) warp_best[threadIdx.x / 32] = best;
-  __syncthreads();
-  best = warp_best[0];
-  for (int w = 1; w < int(blockDim.x / 32); ++w) {
-    if (better(warp_best[w], best)) best = warp_best[w];
-  }
-  return best;
-}
 
 // Grid (slices, rows): block (g, r) takes elements [g * slice, (g + 1) * slice) of row r (slice a
 // multiple of V) and leaves its best in partial[r, g]; the row's last block to count itself done

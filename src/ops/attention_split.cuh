@@ -860,7 +860,7 @@ void launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, boo
   p.cluster = false;
   if (cluster > 1 && splits > 1 && compute_capability() >= 90) {
     const int cs = int(std::min<int64_t>(splits, std::min(cluster, 16)));
-    const int st = all_stages(cs) > 0 ? all_stages(cs) : stages;
+    const int staged = all_stages(cs), st = staged > 0 ? staged : stages;
     static std::atomic<int> fits[kDecodeMaxWarps + 1][33][17];  // 0 unknown, 1 no, 2 yes
     int f = fits[warps][st][cs].load(std::memory_order_relaxed);
     if (f == 0) {
