@@ -32,6 +32,7 @@
 #include "ops/embedding.h"
 #include "ops/linear.h"
 #include "ops/paged_attention.h"
+#include "ops/paged_attention_qkv.h"
 #include "ops/qk_norm_rope.h"
 #include "ops/rms_norm.h"
 #include "kernel_timeline.h"
@@ -626,17 +627,23 @@ void bench_stack(const Dims& d, DType wdt, const char* wname) {
 }
 
 // The engine's decode step as FalconPerceptionModel::run_decode_layers builds it (norm and gate
-// folded into the GEMVs, q/k/v through qk_norm_rope_paged into a paged pool of 16-key blocks,
-// paged attention over T keys), at one row, with random weights of dtype wdt.
+// folded into the GEMVs, q/k normalised and rotated and the step's key and value written into a
+// paged pool of 16-key blocks by paged_attention_qkv, which attends over T keys), at one row,
+// with random weights of dtype wdt.
 struct DecodeStep {
-  static constexpr unsigned kAll = 127;
-  static constexpr const char* kNames[7] = {"wqkv + norm", "qk_norm_rope_paged", "paged_attention", "wo",
-                                            "w13 + norm", "w2 + gate", "final norm, logits, argmax"};
+  static constexpr int kOps = 6;
+  static constexpr unsigned kAll = (1u << kOps) - 1;
+  static constexpr const char* kNames[kOps] = {"wqkv + norm", "paged_attention_qkv", "wo", "w13 + norm", "w2 + gate",
+                                               "final norm, logits, argmax"};
   Dims d;
   int64_t T;
   Stack st;
   std::vector<Tensor> kp, vp;
-  Tensor table, lens, slots, x, n, qkv, q, o, a, g, hidden, logits, next, pos_t, pos_hw;
+  Tensor table, lens, x, n, qkv, o, a, g, hidden, logits, next, pos_t, pos_hw;
+  // The input stage as its own kernel (qk_norm_rope_paged into q and the pool at `slots`, then
+  // paged_attention), as the step ran before paged_attention_qkv.
+  bool separate_input_stage = false;
+  Tensor slots, q;
 
   DecodeStep(const Dims& dims, int64_t keys, DType wdt) : d(dims), T(keys), st(make_stack(dims, wdt)) {
     const int64_t bs = 16, blocks = (T + bs - 1) / bs;
@@ -656,8 +663,8 @@ struct DecodeStep {
     x = random_gpu({1, d.D}, DType::BF16, 76);
     n = act({1, d.D});
     qkv = act({1, (d.H + 2 * d.K) * d.hd});
-    q = act({1, d.H, d.hd});
     o = act({1, d.H, d.hd});
+    q = act({1, d.H, d.hd});
     a = act({1, 2 * d.F});
     g = act({1, d.F});
     hidden = act({1, d.D});
@@ -674,13 +681,18 @@ struct DecodeStep {
     for (int64_t l = 0; l < d.layers; ++l) {
       const LayerWeights& L = st.layers[size_t(l)];
       if (ops_on & 1) ops::linear(x, L.wqkv, nullptr, qkv, false, norm);
-      if (ops_on & 2) ops::qk_norm_rope_paged(qkv, pos_t, pos_hw, st.golden, 10000.f, eps, q, slots, kp[size_t(l)], vp[size_t(l)]);
-      if (ops_on & 4) ops::paged_attention(q, kp[size_t(l)], vp[size_t(l)], table, lens, st.sinks, o);
-      if (ops_on & 8) ops::linear(o.reshape({1, d.H * d.hd}), L.wo, nullptr, x, true);
-      if (ops_on & 16) ops::linear(x, L.w13, nullptr, a, false, norm);
-      if (ops_on & 32) ops::linear(a, L.w2, nullptr, x, true, gate);
+      if ((ops_on & 2) && separate_input_stage) {
+        ops::qk_norm_rope_paged(qkv, pos_t, pos_hw, st.golden, 10000.f, eps, q, slots, kp[size_t(l)], vp[size_t(l)]);
+        ops::paged_attention(q, kp[size_t(l)], vp[size_t(l)], table, lens, st.sinks, o);
+      } else if (ops_on & 2) {
+        ops::paged_attention_qkv(qkv, pos_t, pos_hw, st.golden, 10000.f, eps, kp[size_t(l)], vp[size_t(l)], table,
+                                 lens, st.sinks, o);
+      }
+      if (ops_on & 4) ops::linear(o.reshape({1, d.H * d.hd}), L.wo, nullptr, x, true);
+      if (ops_on & 8) ops::linear(x, L.w13, nullptr, a, false, norm);
+      if (ops_on & 16) ops::linear(a, L.w2, nullptr, x, true, gate);
     }
-    if (ops_on & 64) {
+    if (ops_on & 32) {
       ops::rms_norm(x, &st.final_norm, 1e-5f, hidden);
       ops::linear(hidden, st.out_w, nullptr, logits, false);
       ops::argmax(logits, next);
@@ -771,18 +783,18 @@ void bench_decode_ops(const Dims& d, int64_t T) {
   std::printf("whole step: %.3f ms   (weights + KV %.0f MB: floor %.3f ms at 3 TB/s)\n", full, ds.bytes() / 1e6,
               ds.bytes() / 3e9);
   std::printf("%-28s %16s %16s\n", "op", "step without it", "alone");
-  for (int i = 0; i < 7; ++i) {
+  for (int i = 0; i < DecodeStep::kOps; ++i) {
     const double without = graph_ms([&](int) { ds.run(DecodeStep::kAll & ~(1u << i)); }, 1, 9);
     const double alone = graph_ms([&](int) { ds.run(1u << i); }, 1, 9);
-    const double per = i == 6 ? 1.0 : double(d.layers);
+    const double per = i == DecodeStep::kOps - 1 ? 1.0 : double(d.layers);
     std::printf("%-28s %9.1f us/call %9.1f us/call\n", DecodeStep::kNames[i], (full - without) * 1e3 / per,
                 alone * 1e3 / per);
   }
   print_timeline(ds);
 }
 
-// Whole decode steps under variants of the step's kernels (the attention's whole-split staging,
-// its splits, the GEMVs' launch trigger), then the weight dtypes.
+// Whole decode steps under variants of the step's kernels (the attention's input stage folded in
+// or not, its whole-split staging, its splits, the GEMVs' launch trigger), then the weight dtypes.
 void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
   std::printf("\n== %s: decode step variants (graph), T = %lld ==\n", d.name, (long long)T);
   DecodeStep ds(d, T, DType::BF16);
@@ -792,15 +804,22 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
     const char* name;
     int stage_all, per_sm;
     bool early_trigger;
+    int fused_input = -1;           // AttentionTuning::decode_fused_input
+    bool separate_via_host = false;  // qk_norm_rope_paged with host slots, then paged_attention
   };
   const Variant variants[] = {{"defaults", -1, 0, true},
+                              {"staging, input stage folded in", -1, 0, true, 1},
+                              {"input stage, host slots (before)", -1, 0, true, -1, true},
                               {"ring (no whole-split staging)", 0, 0, true},
+                              {"ring, input stage as its own kernel", 0, 0, true, 0},
                               {"staging, 2 blocks per SM", -1, 2, true},
                               {"staging, GEMVs trigger after their wait", -1, 0, false}};
   for (const Variant& v : variants) {
     ops::cuda::AttentionTuning t = base;
     t.decode_stage_all = v.stage_all;
     t.decode_blocks_per_sm = v.per_sm;
+    t.decode_fused_input = v.fused_input;
+    ds.separate_input_stage = v.separate_via_host;
     ops::cuda::set_attention_tuning(t);
     ops::cuda::LinearTuning lt = lbase;
     lt.gemv_early_trigger = v.early_trigger;
@@ -810,6 +829,12 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
   ops::cuda::set_attention_tuning(base);
   ops::cuda::set_linear_tuning(lbase);
   print_timeline(ds);
+  ops::cuda::AttentionTuning fused = base;
+  fused.decode_fused_input = 1;
+  ops::cuda::set_attention_tuning(fused);
+  std::printf("input stage folded into the staged attention:\n");
+  print_timeline(ds);
+  ops::cuda::set_attention_tuning(base);
   for (DType wdt : {DType::Q8, DType::Q4}) {
     if (!quantized) break;
     DecodeStep dq(d, T, wdt);

@@ -21,6 +21,7 @@
 #include "ops/cuda_context.h"
 #include "ops/cuda_graph.h"
 #include "ops/paged_attention.h"
+#include "ops/paged_attention_qkv.h"
 #include "ops/embedding.h"
 #include "ops/linear.h"
 #include "ops/op_profile.h"
@@ -41,13 +42,13 @@ FalconPerceptionModel::FalconPerceptionModel(ModelConfig config, ModelWeights we
       block_norm_eps_(FLT_EPSILON) {}
 
 // The buffers of one batched decode step, kept for replays. B is the bucket (rows past the
-// batch are padding: slot -1, no keys), MB the block-table width.
+// batch are padding: length 0, no keys), MB the block-table width.
 struct DecodeGraph {
   int64_t B = 0, MB = 0;
-  std::vector<int32_t> host_in;  // ids [B], pos_t [B], slots [B], seq_lens [B], table [B, MB]
-  Tensor in, ids, pos_t, slots, seq_lens, table;
+  std::vector<int32_t> host_in;  // ids [B], pos_t [B], seq_lens [B], table [B, MB]
+  Tensor in, ids, pos_t, seq_lens, table;
   Tensor pos_hw;  // [B, 2] zeros: text rows have the identity 2-D rotation
-  Tensor x, n, qkv, q, o, a, g, hidden, logits, argmax;
+  Tensor x, n, qkv, o, a, g, hidden, logits, argmax;
   std::vector<int32_t> host_argmax;
   int runs = 0;  // eager runs so far (the first one grows the ops' scratch before a capture)
   ops::cuda::Graph embed_graph, layers_graph;
@@ -89,10 +90,10 @@ void FalconPerceptionModel::run_decode_layers(DecodeGraph& g, KvPool& pool) cons
     const LayerWeights& w = weights_.layers[size_t(l)];
     // x += wo . attn(rope(norm(q)), rope(norm(k)), v); the rms_norm runs inside wqkv's product
     ops::linear(g.x, w.wqkv, nullptr, g.qkv, false, norm_first(g.n));  // (B, (H + 2K) hd)
-    // q to g.q; this step's key and value straight into the pool at the row's slot
-    ops::qk_norm_rope_paged(g.qkv, g.pos_t, g.pos_hw, weights_.golden, c.rope_theta, block_norm_eps_, g.q, g.slots,
-                            pool.keys(l), pool.values(l));
-    ops::paged_attention(g.q, pool.keys(l), pool.values(l), g.table, g.seq_lens, w.sinks, g.o);
+    // q/k normalised and rotated, this step's key and value into the pool at the row's newest
+    // position, attention over the row's keys: one op (one kernel on CUDA)
+    ops::paged_attention_qkv(g.qkv, g.pos_t, g.pos_hw, weights_.golden, c.rope_theta, block_norm_eps_, pool.keys(l),
+                             pool.values(l), g.table, g.seq_lens, w.sinks, g.o);  // (B, H, hd)
     ops::linear(g.o.reshape({g.B, c.n_heads * c.head_dim}), w.wo, nullptr, g.x, /*accumulate=*/true);
     // x += w2 . (relu(gate)^2 * up), gate and up from w13 . norm(x)
     ops::linear(g.x, w.w13, nullptr, g.a, false, norm_first(g.n));  // (B, 2F)
@@ -128,18 +129,16 @@ void FalconPerceptionModel::decode_paged(const std::vector<PagedRow>& rows, KvPo
     const int64_t D = c.dim, H = c.n_heads, hd = c.head_dim;
     g->B = B;
     g->MB = MB;
-    g->host_in.assign(size_t(4 * B + B * MB), 0);
-    g->in = Tensor::zeros({4 * B + B * MB}, DType::I32, device_);
+    g->host_in.assign(size_t(3 * B + B * MB), 0);
+    g->in = Tensor::zeros({3 * B + B * MB}, DType::I32, device_);
     g->ids = g->in.rows(0, B);
     g->pos_t = g->in.rows(B, 2 * B);
-    g->slots = g->in.rows(2 * B, 3 * B);
-    g->seq_lens = g->in.rows(3 * B, 4 * B);
-    g->table = g->in.rows(4 * B, 4 * B + B * MB).reshape({B, MB});
+    g->seq_lens = g->in.rows(2 * B, 3 * B);
+    g->table = g->in.rows(3 * B, 3 * B + B * MB).reshape({B, MB});
     g->pos_hw = Tensor::zeros({B, 2}, DType::F32, device_);
     g->x = act({B, D});
     g->n = act({B, D});
     g->qkv = act({B, int64_t(c.qkv_dim())});
-    g->q = act({B, H, hd});
     g->o = act({B, H, hd});
     g->a = act({B, 2 * int64_t(c.ffn_dim)});
     g->g = act({B, int64_t(c.ffn_dim)});
@@ -151,19 +150,18 @@ void FalconPerceptionModel::decode_paged(const std::vector<PagedRow>& rows, KvPo
   }
   DecodeGraph& g = *slot;
 
-  // Inputs: ids, positions, this step's slot, lengths after the step, block tables.
+  // Inputs: ids, positions, lengths after the step (the step's key goes to position length),
+  // block tables.
   std::optional<ops::OpProfileScope> phase(std::in_place, "decode_step: inputs (host)", false);
   int32_t* in = g.host_in.data();
-  std::fill(in, in + 4 * B, 0);
-  std::fill(in + 2 * B, in + 3 * B, -1);
-  std::fill(in + 4 * B, in + 4 * B + B * MB, -1);
+  std::fill(in, in + 3 * B, 0);
+  std::fill(in + 3 * B, in + 3 * B + B * MB, -1);
   for (int64_t b = 0; b < n_rows; ++b) {
     const PagedRow& r = rows[size_t(b)];
     in[b] = r.token;
     in[B + b] = r.pos_t;
-    in[2 * B + b] = int32_t((*r.blocks)[size_t(r.length / bs)] * bs + r.length % bs);
-    in[3 * B + b] = int32_t(r.length + 1);
-    std::copy(r.blocks->begin(), r.blocks->end(), in + 4 * B + b * MB);
+    in[2 * B + b] = int32_t(r.length + 1);
+    std::copy(r.blocks->begin(), r.blocks->end(), in + 3 * B + b * MB);
   }
   const bool cuda = device_ == Device::CUDA;
   if (cuda) {

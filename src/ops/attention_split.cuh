@@ -24,6 +24,7 @@
 
 #include "ops/cuda_common.cuh"
 #include "ops/cuda_tuning.h"
+#include "ops/rope_angles.cuh"
 
 namespace falcon::ops::cuda::attn {
 
@@ -373,6 +374,17 @@ struct DecodeParams {
   // The whole split in shared memory (stages >= its steps), copied before the wait but for each
   // row's newest key: only for paged keys, whose kernel before writes nothing else.
   bool stage_all;
+  // The attention input stage folded in (the kernel's QKV; paged_attention_qkv.h): q and the
+  // step's key and value come from the rows of the qkv product; the key is normalised and
+  // rotated here and written, with the value, to the row's newest position.
+  const T* qkv;          // [rows, (H + 2K) * HD]
+  const int32_t* pos_t;  // [rows]
+  const float* pos_hw;   // [rows, 2]
+  const float* golden;   // [H, HD / 4, 2]
+  T* k_pool;             // k and v, written at the newest position
+  T* v_pool;
+  float eps;
+  RopeInvFreq inv_freq;
 };
 
 __device__ __forceinline__ void decode_cp_async16(void* dst, const void* src, int src_bytes) {
@@ -429,7 +441,29 @@ struct DecodeShape {
   static_assert(LC >= 1 && HD * int(sizeof(T)) % 128 == 0, "a head row must split into 8 lanes of whole chunks");
 };
 
-template <typename T, int HD, int HB, typename Keys>
+// 16 bytes of T from floats (rounded to nearest).
+template <typename T>
+__device__ __forceinline__ uint4 pack16(const float (&f)[16 / sizeof(T)]) {
+  uint32_t w[4];
+  if constexpr (sizeof(T) == 4) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = __float_as_uint(f[i]);
+  } else {
+    const auto bits = [](float x) -> uint32_t {
+      if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+        return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+      } else {
+        return __half_as_ushort(__float2half_rn(x));
+      }
+    };
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = bits(f[2 * i]) | (bits(f[2 * i + 1]) << 16);
+  }
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// QKV: the kernel also runs the attention input stage (see DecodeParams).
+template <typename T, int HD, int HB, typename Keys, bool QKV = false>
 __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(DecodeParams<T> p, Keys keys) {
   using Sh = DecodeShape<T, HD, HB>;
   constexpr int E = Sh::E, LC = Sh::LC, D = Sh::D, U = Sh::U, SLOTS = Sh::SLOTS;
@@ -469,25 +503,42 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
 #pragma unroll
     for (int i = 0; i < LC; ++i) decode_cp_async16(dst + (HB * LC + i) * nt, vp + (gl + 8 * i) * E, bytes);
   };
-  // Step `it` of the split into `stage`; key `defer` is marked present but not copied.
-  const auto issue = [&](int it, int stage, int defer) {
+  // QKV: the newest key (normalised, rotated for each of the HB heads) and value, as the
+  // chunks of the lane group whose ring slot takes that key, lane gl's at [i][gl] (shared
+  // memory, not registers: the ring's refills may need it late in the loop).
+  __shared__ uint4 newest_kv[QKV ? (HB + 1) * LC : 1][8];
+  const auto put_newest = [&](int stage, int u) {
+    if constexpr (QKV) {
+      uint4* dst = ring + int64_t(stage * SLOTS + u * (HB + 1) * LC) * nt + tid;
+#pragma unroll
+      for (int i = 0; i < (HB + 1) * LC; ++i) dst[i * nt] = newest_kv[i][gl];
+    }
+  };
+  // Step `it` of the split into `stage`; key `defer` is marked present but not copied (QKV,
+  // once the registers hold it: written from them).
+  const auto issue = [&](int it, int stage, int defer, bool put) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int j = c0 + it * step + grp * U + u;
       const int64_t r = j < c1 ? keys.key_row(row, j) : -1;
       const uint32_t bit = 1u << (stage * U + u);
       okbits = r >= 0 ? (okbits | bit) : (okbits & ~bit);
-      if (j != defer || r < 0) copy_key(r, stage, u);
+      if (j != defer || r < 0) {
+        copy_key(r, stage, u);
+      } else if (QKV && put) {
+        put_newest(stage, u);
+      }
     }
   };
 
   // The newest key of a paged row (position n - 1) is the one the kernel before may still be
-  // writing (qk_norm_rope_paged); every other key was written by earlier steps.
+  // writing (qk_norm_rope_paged), or the one this kernel writes (QKV); every other key was
+  // written by earlier steps.
   const int newest = n - 1;
   if (p.stage_all) {
     // The whole split (S >= iters stages) is copied into shared memory before the wait, all
     // but the newest key: after it only q, that key and the arithmetic are left.
-    for (int it = 0; it < iters; ++it) issue(it, it, newest);
+    for (int it = 0; it < iters; ++it) issue(it, it, newest, false);
     decode_cp_async_commit();
   } else if (p.prefetch) {
     // Launched as a programmatic dependent (of the kernel writing this step's key and q), the
@@ -503,18 +554,109 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
       prefetch_l2(line);
     }
   }
+  // QKV: the rotation's cos/sin, from host inputs only (before the wait, after the copies are
+  // under way): [HD / 4] temporal, then [HB][HD / 4] spatial, as (cos, sin) pairs.
+  constexpr int Q4 = HD / 4;
+  __shared__ float2 rope[QKV ? Q4 * (1 + HB) : 1];
+  bool spatial = false;
+  if constexpr (QKV) {
+    const float ph = p.pos_hw[2 * row], pw = p.pos_hw[2 * row + 1];
+    spatial = ph != 0.f || pw != 0.f;
+    const float pt = float(p.pos_t[row]);
+    for (int i = tid; i < Q4 * (spatial ? 1 + HB : 1); i += nt) {
+      const float angle = i < Q4 ? rope_temporal_angle(pt, p.inv_freq.f[i])
+                                 : rope_spatial_angle(ph, pw, p.golden + 2 * ((h0 + (i - Q4) / Q4) * Q4 + i % Q4));
+      rope_cos_sin<T>(angle, &rope[i].x, &rope[i].y);
+    }
+    __syncthreads();
+  }
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
+
+  // QKV: RMS-normalises a head held as this thread's chunks (the lane group holds the row; mask:
+  // the lanes taking part), then rotates it with head h0 + hh's angles and rounds it to T, as
+  // qk_norm_rope stores it.
+  const auto norm_rotate = [&](float (&x)[D], int hh, unsigned mask) {
+    float ss = 0.f;
+#pragma unroll
+    for (int d = 0; d < D; ++d) ss += x[d] * x[d];
+    ss += __shfl_xor_sync(mask, ss, 1);
+    ss += __shfl_xor_sync(mask, ss, 2);
+    ss += __shfl_xor_sync(mask, ss, 4);
+    const float inv = 1.0f / sqrtf(ss / float(HD) + p.eps);
+#pragma unroll
+    for (int i = 0; i < LC; ++i) {
+#pragma unroll
+      for (int e = 0; e < E; e += 2) {
+        const int pair = ((gl + 8 * i) * E + e) / 2;
+        const float a = x[i * E + e] * inv, b = x[i * E + e + 1] * inv;
+        float2 cs = make_float2(1.f, 0.f);
+        if (pair < Q4) {
+          cs = rope[pair];
+        } else if (spatial) {
+          cs = rope[Q4 + hh * Q4 + pair - Q4];
+        }
+        x[i * E + e] = to_f32(from_f32<T>(a * cs.x - b * cs.y));
+        x[i * E + e + 1] = to_f32(from_f32<T>(a * cs.y + b * cs.x));
+      }
+    }
+  };
+  const int64_t qkv_row = int64_t(row) * (H + 2 * p.K) * HD;
 
   float qv[HB][D];
 #pragma unroll
   for (int hh = 0; hh < HB; ++hh) {
-    const T* qp = p.q + (int64_t(row) * H + h0 + hh) * HD;
+    const T* qp = QKV ? p.qkv + qkv_row + int64_t(h0 + hh) * HD : p.q + (int64_t(row) * H + h0 + hh) * HD;
 #pragma unroll
     for (int i = 0; i < LC; ++i) {
       float f[E];
       unpack16<T>(*reinterpret_cast<const uint4*>(qp + (gl + 8 * i) * E), f);
 #pragma unroll
-      for (int e = 0; e < E; ++e) qv[hh][i * E + e] = f[e] * p.scale_log2;
+      for (int e = 0; e < E; ++e) qv[hh][i * E + e] = f[e];
+    }
+    if constexpr (QKV) norm_rotate(qv[hh], hh, 0xffffffffu);
+#pragma unroll
+    for (int d = 0; d < D; ++d) qv[hh][d] *= p.scale_log2;
+  }
+
+  // QKV: the lane group whose slot takes the newest key builds it (and the value) in registers
+  // and writes both to the pool; the value once per kv head.
+  if constexpr (QKV) {
+    if (newest >= c0 && newest < c1 && (newest - c0) % step / U == grp) {
+      const unsigned mask = 0xffu << (lane & 24);
+      const T* kin = p.qkv + qkv_row + int64_t(H + kvh) * HD;
+      const T* vin = kin + int64_t(p.K) * HD;
+      float kf[D];
+#pragma unroll
+      for (int i = 0; i < LC; ++i) {
+        float f[E];
+        unpack16<T>(*reinterpret_cast<const uint4*>(kin + (gl + 8 * i) * E), f);
+#pragma unroll
+        for (int e = 0; e < E; ++e) kf[i * E + e] = f[e];
+        newest_kv[HB * LC + i][gl] = *reinterpret_cast<const uint4*>(vin + (gl + 8 * i) * E);
+      }
+      const int64_t r = keys.key_row(row, newest);
+#pragma unroll
+      for (int hh = 0; hh < HB; ++hh) {
+        float x[D];
+#pragma unroll
+        for (int d = 0; d < D; ++d) x[d] = kf[d];
+        norm_rotate(x, hh, mask);
+#pragma unroll
+        for (int i = 0; i < LC; ++i) {
+          float f[E];
+#pragma unroll
+          for (int e = 0; e < E; ++e) f[e] = x[i * E + e];
+          const uint4 packed = pack16<T>(f);
+          newest_kv[hh * LC + i][gl] = packed;
+          if (r >= 0) *reinterpret_cast<uint4*>(p.k_pool + r * kstride + int64_t(h0 + hh) * HD + (gl + 8 * i) * E) = packed;
+        }
+      }
+      if (r >= 0 && h0 % (H / p.K) == 0) {
+#pragma unroll
+        for (int i = 0; i < LC; ++i) {
+          *reinterpret_cast<uint4*>(p.v_pool + r * vstride + int64_t(kvh) * HD + (gl + 8 * i) * E) = newest_kv[HB * LC + i][gl];
+        }
+      }
     }
   }
 
@@ -528,15 +670,23 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
   }
 
   int in_stage = 0;
+  const int defer = QKV ? newest : -1;  // the key written from registers, in the ring
   if (p.stage_all) {
     if (newest >= c0 && newest < c1) {
       const int rel = newest - c0, u = rel % step % U;
-      if ((rel % step) / U == grp) copy_key(keys.key_row(row, newest), rel / step, u);
+      if ((rel % step) / U == grp) {
+        if constexpr (QKV) {
+          // A missing block (r < 0) left the key zero-filled and masked; nothing to write.
+          if (keys.key_row(row, newest) >= 0) put_newest(rel / step, u);
+        } else {
+          copy_key(keys.key_row(row, newest), rel / step, u);
+        }
+      }
     }
     decode_cp_async_commit();
   } else {
     for (int s = 0; s < S - 1; ++s) {
-      if (s < iters) issue(s, in_stage, -1);
+      if (s < iters) issue(s, in_stage, defer, true);
       decode_cp_async_commit();  // empty groups keep the count uniform
       in_stage = in_stage + 1 == S ? 0 : in_stage + 1;
     }
@@ -547,7 +697,7 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
       if (it == 0) decode_cp_async_wait(0);  // every copy of this thread has landed
     } else {
       // Refill the stage computed last step (this thread read it: its loads are done).
-      if (it + S - 1 < iters) issue(it + S - 1, in_stage, -1);
+      if (it + S - 1 < iters) issue(it + S - 1, in_stage, defer, true);
       decode_cp_async_commit();
       in_stage = in_stage + 1 == S ? 0 : in_stage + 1;
       decode_cp_async_wait(S - 1);  // this thread's copies for step `it` have landed
@@ -801,11 +951,13 @@ size_t decode_smem_bytes(int warps, int stages) {
   return std::max({ring, merge, combine});
 }
 
-template <typename T, int HD, int HB, typename Keys>
-void launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, bool few_rows) {
+// Returns false, launching nothing, for QKV when the split would be staged whole and
+// qkv_staged is false (the caller runs the input stage as its own kernel instead).
+template <typename T, int HD, int HB, typename Keys, bool QKV = false>
+bool launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, bool few_rows, bool qkv_staged = true) {
   using Sh = DecodeShape<T, HD, HB>;
   const AttentionTuning t = attention_tuning();
-  const auto kernel = decode_attention_kernel<T, HD, HB, Keys>;
+  const auto kernel = decode_attention_kernel<T, HD, HB, Keys, QKV>;
   static int optin = 0;  // dynamic shared memory the kernel may use: the device's opt-in limit
   static std::once_flag once;
   std::call_once(once, [&] {
@@ -889,6 +1041,7 @@ void launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, boo
   p.splits = int(splits);
   const int all = all_stages(splits);
   p.stage_all = all > 0;
+  if (QKV && p.stage_all && !qkv_staged) return false;
   if (p.stage_all) {
     p.prefetch = false;
     p.stages = all;
@@ -922,6 +1075,7 @@ void launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, boo
   }
   cfg.attrs = attrs;
   FALCON_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p, keys));
+  return true;
 }
 
 // One query row per sequence through decode_attention_kernel when the shape allows it (head_dim

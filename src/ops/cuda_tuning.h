@@ -38,6 +38,10 @@ struct AttentionTuning {
   // Few paged rows under decode_pdl: each block copies its whole split of keys and values into
   // shared memory before it waits (all but the row's newest key), where the split fits. -1: on; 0: off.
   int decode_stage_all = -1;
+  // paged_attention_qkv: the decode kernel with the input stage folded in (1), the input-stage
+  // kernel then the attention (0), or -1: folded in where the keys stream through the ring,
+  // separate where whole splits are staged (the measured best of each).
+  int decode_fused_input = -1;
 };
 
 void set_attention_tuning(const AttentionTuning& t);

@@ -32,8 +32,16 @@ void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, 
                   float theta, float eps, Tensor& q, Tensor& k, Tensor& v, const Tensor* slots);
 }
 namespace cuda {
+// Row s to the slot of its sequence's newest paged position, lens[s] - 1, through row s of the
+// block table (paged_attention_qkv's two-kernel path); a missing block or lens[s] == 0 skips.
+struct NewestSlots {
+  const Tensor* block_table;  // [S, max_blocks] I32
+  const Tensor* lens;         // [S] I32
+  int64_t block_size;
+};
 void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden,
-                  float theta, float eps, Tensor& q, Tensor& k, Tensor& v, const Tensor* slots);
+                  float theta, float eps, Tensor& q, Tensor& k, Tensor& v, const Tensor* slots,
+                  const NewestSlots* newest = nullptr);
 }
 
 // The 1-D RoPE inverse frequencies exactly as the reference computes them in f32:

@@ -2,26 +2,24 @@
 // normalise + rotate an expanded k head, or copy a v head), each token's tasks over a few blocks;
 // keys and values go to their rows, or to their slots of a paged pool.
 #include <string>
-#include <type_traits>
 
 #include "ops/cuda_common.cuh"
 #include "ops/qk_norm_rope.h"
+#include "ops/rope_angles.cuh"
 
 namespace falcon::ops::cuda {
 
 namespace {
 
 constexpr int kWarps = 8;
-constexpr int kMaxQuarter = 64;  // head_dim up to 256
-
-// Passed by value so a captured graph holds the frequencies, not a pointer to host memory.
-struct InvFreq {
-  float f[kMaxQuarter];
-};
 
 struct Args {
   int H, K, hd;
   float eps;
+  // Set: the kv row is the newest position's slot through the block table (NewestSlots).
+  const int32_t* table;
+  const int32_t* lens;
+  int max_blocks, block_size;
 };
 
 // One head in one pass: lane l holds elements [l*EPL, (l+1)*EPL) in registers (EPL = hd/32, even),
@@ -102,7 +100,7 @@ __device__ void norm_rotate_head(const T* src, T* dst, int hd, float eps, const 
 // 47.8 vs 40.7 us; the head's load issued before the angles, 43.8.)
 template <typename T, int EPL>
 __global__ void qk_norm_rope_kernel(const T* qkv, const int32_t* pos_t, const float* pos_hw, const float* golden,
-                                    const int32_t* slots, int64_t kv_rows, InvFreq inv_freq, Args a, T* q, T* k,
+                                    const int32_t* slots, int64_t kv_rows, RopeInvFreq inv_freq, Args a, T* q, T* k,
                                     T* v) {
   pdl_allow_dependents();
   extern __shared__ float tables[];
@@ -119,27 +117,24 @@ __global__ void qk_norm_rope_kernel(const T* qkv, const int32_t* pos_t, const fl
   const float ph = pos_hw[2 * s], pw = pos_hw[2 * s + 1];
   const bool spatial = ph != 0.f || pw != 0.f;
   const float pt = float(pos_t[s]);
-  const int64_t kv_row = slots ? int64_t(slots[s]) : int64_t(s);
+  int64_t kv_row = slots ? int64_t(slots[s]) : int64_t(s);
+  if (a.table) {
+    const int64_t n = a.lens[s];
+    kv_row = -1;
+    if (n > 0 && n <= int64_t(a.max_blocks) * a.block_size) {
+      const int64_t blk = a.table[int64_t(s) * a.max_blocks + (n - 1) / a.block_size];
+      if (blk >= 0) kv_row = blk * a.block_size + (n - 1) % a.block_size;  // past the pool: kv_on below
+    }
+  }
   const bool kv_on = kv_row >= 0 && kv_row < kv_rows;  // a negative slot: a padding row
   if (t0 < 2 * H) {
-    // Angles rounded to f32 as torch computes them (no fused multiply-add). F32 (parity) takes
-    // cos/sin in double as the CPU reference does; BF16 output cannot see the last ulp of sincosf.
-    const auto cos_sin = [](float angle, float* c, float* sn) {
-      if constexpr (std::is_same_v<T, float>) {
-        double ds, dc;
-        sincos(double(angle), &ds, &dc);
-        *c = float(dc);
-        *sn = float(ds);
-      } else {
-        sincosf(angle, sn, c);
-      }
-    };
-    for (int i = threadIdx.x; i < quarter; i += blockDim.x) cos_sin(__fmul_rn(pt, inv_freq.f[i]), &cos_t[i], &sin_t[i]);
+    for (int i = threadIdx.x; i < quarter; i += blockDim.x) {
+      rope_cos_sin<T>(rope_temporal_angle(pt, inv_freq.f[i]), &cos_t[i], &sin_t[i]);
+    }
     if (spatial) {
       const int n = (H - h_lo < kHeads ? H - h_lo : kHeads) * quarter;
       for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float* g = golden + 2 * (int64_t(h_lo) * quarter + i);
-        cos_sin(__fadd_rn(__fmul_rn(ph, g[0]), __fmul_rn(pw, g[1])), &cos_g[i], &sin_g[i]);
+        rope_cos_sin<T>(rope_spatial_angle(ph, pw, golden + 2 * (int64_t(h_lo) * quarter + i)), &cos_g[i], &sin_g[i]);
       }
     }
     __syncthreads();
@@ -176,13 +171,18 @@ __global__ void qk_norm_rope_kernel(const T* qkv, const int32_t* pos_t, const fl
 }  // namespace
 
 void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden, float theta,
-                  float eps, Tensor& q, Tensor& k, Tensor& v, const Tensor* slots) {
+                  float eps, Tensor& q, Tensor& k, Tensor& v, const Tensor* slots, const NewestSlots* newest) {
   const int64_t S = q.dim(0), H = q.dim(1), hd = q.dim(2), K = v.dim(1);
   if (S == 0) return;
-  if (hd / 4 > kMaxQuarter) throw Unsupported("qk_norm_rope (cuda): head_dim above 256");
-  InvFreq inv{};
-  for (int i = 0; i < hd / 4; ++i) inv.f[i] = rope_inv_freq(theta, int(hd / 2), i);
-  const Args args{int(H), int(K), int(hd), eps};
+  if (hd / 4 > kRopeMaxQuarter) throw Unsupported("qk_norm_rope (cuda): head_dim above 256");
+  const RopeInvFreq inv = rope_inv_freqs(theta, int(hd));
+  Args args{int(H), int(K), int(hd), eps, nullptr, nullptr, 0, 1};
+  if (newest) {
+    args.table = newest->block_table->data<int32_t>();
+    args.lens = newest->lens->data<int32_t>();
+    args.max_blocks = int(newest->block_table->dim(1));
+    args.block_size = int(newest->block_size);
+  }
   const size_t smem = size_t(2 * (hd / 4) * (1 + kWarps / 2)) * sizeof(float);
   const dim3 grid(unsigned(S), unsigned((2 * H + K + kWarps - 1) / kWarps));
   const int32_t* slot_ptr = slots ? slots->data<int32_t>() : nullptr;
