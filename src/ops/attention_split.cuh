@@ -84,6 +84,16 @@ struct PagedKeys {
   __device__ int num_keys(int row, int /*cap*/) const { return int(last_key(row) + 1); }  // clamped to the table
 };
 
+// The paged keys of a pool [num_blocks, block_size, ...] through a table [rows, max_blocks].
+inline PagedKeys paged_keys(const int32_t* block_table, const int32_t* seq_lens, int64_t max_blocks,
+                            int64_t block_size, int64_t num_blocks) {
+  int shift = -1;
+  for (int b = 0; b < 31; ++b) {
+    if (int64_t(1) << b == block_size) shift = b;
+  }
+  return {block_table, seq_lens, int(max_blocks), int(block_size), int(num_blocks), shift};
+}
+
 template <typename T>
 struct SplitParams {
   const T* q;  // [rows, H, hd]
@@ -1078,6 +1088,23 @@ bool launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, boo
   return true;
 }
 
+// decode_attention_kernel over `rows` rows of p.H heads, head_dim hd (64 or 128): pairs of
+// query heads sharing a kv head per block (V read once) when the group is even, the few-rows
+// settings when the (row, head group) pairs do not fill the SMs. Returns launch_decode's answer.
+template <typename T, typename Keys, bool QKV = false>
+bool launch_decode_rows(const DecodeParams<T>& p, Keys keys, int rows, int hd, int64_t max_keys,
+                        bool qkv_staged = true) {
+  const int G = p.H / p.K;
+  const bool few_rows = int64_t(rows) * (G % 2 == 0 ? p.H / 2 : p.H) < sm_count();
+  const bool pair = G % 2 == 0 && attention_tuning().decode_pairs;
+  if (hd == 128) {
+    return pair ? launch_decode<T, 128, 2, Keys, QKV>(p, keys, rows, max_keys, few_rows, qkv_staged)
+                : launch_decode<T, 128, 1, Keys, QKV>(p, keys, rows, max_keys, few_rows, qkv_staged);
+  }
+  return pair ? launch_decode<T, 64, 2, Keys, QKV>(p, keys, rows, max_keys, few_rows, qkv_staged)
+              : launch_decode<T, 64, 1, Keys, QKV>(p, keys, rows, max_keys, few_rows, qkv_staged);
+}
+
 // One query row per sequence through decode_attention_kernel when the shape allows it (head_dim
 // 64 or 128, 16-byte aligned q, k, v); false: the caller uses the general split kernel.
 template <typename T, typename Keys>
@@ -1095,17 +1122,7 @@ bool run_decode_attention(const SplitParams<T>& sp, Keys keys, int64_t max_keys)
   p.K = sp.K;
   p.max_keys = int(max_keys);
   p.scale_log2 = sp.scale_log2;
-  const int G = sp.H / sp.K;
-  const bool few_rows = int64_t(sp.rows) * (G % 2 == 0 ? sp.H / 2 : sp.H) < sm_count();
-  // Two query heads of one kv head per block read their V rows once.
-  const bool pair = G % 2 == 0 && attention_tuning().decode_pairs;
-  if (sp.hd == 128) {
-    pair ? launch_decode<T, 128, 2>(p, keys, sp.rows, max_keys, few_rows)
-         : launch_decode<T, 128, 1>(p, keys, sp.rows, max_keys, few_rows);
-  } else {
-    pair ? launch_decode<T, 64, 2>(p, keys, sp.rows, max_keys, few_rows)
-         : launch_decode<T, 64, 1>(p, keys, sp.rows, max_keys, few_rows);
-  }
+  launch_decode_rows(p, keys, sp.rows, sp.hd, max_keys);
   return true;
 }
 

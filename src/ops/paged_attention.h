@@ -44,6 +44,13 @@ void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, Tenso
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
                      const Tensor& seq_lens, const Tensor& sinks, Tensor& out);
 
+// Checks shared by the ops over a paged pool (InvalidArgument): the caches agree on blocks, block
+// size, head_dim and dtype, and K divides H; the table, lengths and sinks fit B rows of the
+// pool's H heads.
+void check_paged_pool(const char* op, const Tensor& k_cache, const Tensor& v_cache);
+void check_paged_rows(const char* op, int64_t B, const Tensor& k_cache, const Tensor& block_table,
+                      const Tensor& seq_lens, const Tensor& sinks);
+
 namespace cpu {
 void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache, Tensor& v_cache);
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,

@@ -72,12 +72,8 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
     p.K = int(v_cache.dim(2));
     p.hd = int(hd);
     p.scale_log2 = float(1.4426950408889634 / std::sqrt(double(hd)));
-    int shift = -1;
-    for (int b = 0; b < 31; ++b) {
-      if (int64_t(1) << b == bs) shift = b;
-    }
-    const attn::PagedKeys keys{block_table.data<int32_t>(), seq_lens.data<int32_t>(), int(max_blocks), int(bs),
-                               int(k_cache.dim(0)), shift};
+    const attn::PagedKeys keys =
+        attn::paged_keys(block_table.data<int32_t>(), seq_lens.data<int32_t>(), max_blocks, bs, k_cache.dim(0));
     attn::run_split_attention(p, keys, 1, max_blocks * bs);
   });
 }

@@ -1,6 +1,7 @@
-// The fused decode attention on CUDA: decode_attention_kernel (attention_split.cuh) with its
-// QKV stage, or, for shapes that kernel does not take, the input-stage and attention kernels
-// with the newest positions' slots found on the device.
+// The decode attention with its input stage on CUDA: decode_attention_kernel (attention_split.cuh)
+// with its QKV stage where the keys stream through the ring; otherwise (staged splits, shapes
+// that kernel does not take) the input-stage kernel, finding each row's slot in the table, then
+// the attention.
 #include <cmath>
 
 #include "ops/attention_split.cuh"
@@ -36,12 +37,8 @@ void paged_attention_qkv(const Tensor& qkv, const Tensor& pos_t, const Tensor& p
     two_kernels();
     return;
   }
-  int shift = -1;
-  for (int b = 0; b < 31; ++b) {
-    if (int64_t(1) << b == bs) shift = b;
-  }
-  const attn::PagedKeys keys{block_table.data<int32_t>(), seq_lens.data<int32_t>(), int(max_blocks), int(bs),
-                             int(num_blocks), shift};
+  const attn::PagedKeys keys =
+      attn::paged_keys(block_table.data<int32_t>(), seq_lens.data<int32_t>(), max_blocks, bs, num_blocks);
   dispatch_float(qkv.dtype(), "paged_attention_qkv", [&](auto tag) {
     using T = typename decltype(tag)::type;
     attn::DecodeParams<T> p{};
@@ -61,24 +58,11 @@ void paged_attention_qkv(const Tensor& qkv, const Tensor& pos_t, const Tensor& p
     p.v_pool = v_cache.data<T>();
     p.eps = eps;
     p.inv_freq = rope_inv_freqs(theta, int(hd));
-    const int64_t G = H / K;
-    const bool few_rows = B * (G % 2 == 0 ? H / 2 : H) < sm_count();
-    // Two query heads of one kv head per block read their V rows once (as paged_attention).
-    const bool pair = G % 2 == 0 && t.decode_pairs;
-    const int rows = int(B);
-    const int64_t cap = max_blocks * bs;
     // Auto (-1): fused where the keys stream through the ring; where launch_decode stages whole
     // splits, the separate input-stage kernel overlaps those copies and measured faster
     // (docs/cuda.md, Phase 6), so it declines and the two kernels run.
-    const bool staged_too = t.decode_fused_input > 0;
-    bool launched = false;
-    if (hd == 128) {
-      launched = pair ? attn::launch_decode<T, 128, 2, attn::PagedKeys, true>(p, keys, rows, cap, few_rows, staged_too)
-                      : attn::launch_decode<T, 128, 1, attn::PagedKeys, true>(p, keys, rows, cap, few_rows, staged_too);
-    } else {
-      launched = pair ? attn::launch_decode<T, 64, 2, attn::PagedKeys, true>(p, keys, rows, cap, few_rows, staged_too)
-                      : attn::launch_decode<T, 64, 1, attn::PagedKeys, true>(p, keys, rows, cap, few_rows, staged_too);
-    }
+    const bool launched = attn::launch_decode_rows<T, attn::PagedKeys, true>(p, keys, int(B), int(hd), max_blocks * bs,
+                                                                            t.decode_fused_input > 0);
     if (!launched) two_kernels();
   });
 }

@@ -13,13 +13,8 @@ float rope_inv_freq(float theta, int half_dim, int i) {
   return 1.0f / std::pow(theta, exponent);
 }
 
-namespace {
-
-// Shapes and dtypes common to both entry points; k/v rows are checked by the caller.
-void check_inputs(const char* op, const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden,
-                  const Tensor& q, int64_t K, DType dtype) {
-  check_rank(op, "q", q, 3);
-  const int64_t S = q.dim(0), H = q.dim(1), hd = q.dim(2);
+void check_rope_inputs(const char* op, const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw,
+                       const Tensor& golden, int64_t S, int64_t H, int64_t K, int64_t hd) {
   if (K <= 0 || H % K != 0) throw InvalidArgument(std::string(op) + ": H must be a multiple of the kv heads");
   if (hd % 4 != 0) throw InvalidArgument(std::string(op) + ": head_dim must be a multiple of 4");
   check_shape(op, "qkv", qkv, {S, (H + 2 * K) * hd});
@@ -29,6 +24,15 @@ void check_inputs(const char* op, const Tensor& qkv, const Tensor& pos_t, const 
   check_dtype(op, "pos_hw", pos_hw, DType::F32);
   check_shape(op, "golden", golden, {H, hd / 4, 2});
   check_dtype(op, "golden", golden, DType::F32);
+}
+
+namespace {
+
+// Shapes and dtypes common to both entry points; k/v rows are checked by the caller.
+void check_inputs(const char* op, const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden,
+                  const Tensor& q, int64_t K, DType dtype) {
+  check_rank(op, "q", q, 3);
+  check_rope_inputs(op, qkv, pos_t, pos_hw, golden, q.dim(0), q.dim(1), K, q.dim(2));
   if (q.dtype() != qkv.dtype() || dtype != qkv.dtype()) {
     throw InvalidArgument(std::string(op) + ": qkv, q, k, v must share a dtype");
   }

@@ -25,6 +25,11 @@ void qk_norm_rope(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, 
 void qk_norm_rope_paged(const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw, const Tensor& golden,
                         float theta, float eps, Tensor& q, const Tensor& slots, Tensor& k_cache, Tensor& v_cache);
 
+// The input checks shared with the ops that run this stage (InvalidArgument): K divides H,
+// hd % 4 == 0, qkv [S, (H + 2K) hd], pos_t [S] I32, pos_hw [S, 2] F32, golden [H, hd/4, 2] F32.
+void check_rope_inputs(const char* op, const Tensor& qkv, const Tensor& pos_t, const Tensor& pos_hw,
+                       const Tensor& golden, int64_t S, int64_t H, int64_t K, int64_t hd);
+
 // Backends: k [rows, H, hd] and v [rows, K, hd]; row s of the output goes to row s, or to row
 // slots[s] when slots is given (then rows is the pool's capacity, not S).
 namespace cpu {
