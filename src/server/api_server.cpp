@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <cstdio>
 
 #include "api_error.h"
@@ -64,9 +66,10 @@ int ApiServer::start() {
   http_->set_payload_max_length(size_t(options_.max_body_bytes));
   // cpp-httplib's default adds SO_REUSEPORT, which lets a second server bind the same port
   // and silently take half the connections; a port in use must be an error instead.
-  http_->set_socket_options([](socket_t sock) {
+  http_->set_socket_options([this](socket_t sock) {
     const int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd_ = int(sock);
   });
   http_->set_keep_alive_max_count(1000);
   // Headers and body go out in separate writes; with Nagle on, the body waits for the
@@ -81,6 +84,13 @@ int ApiServer::start() {
   } else if (!http_->bind_to_port(options_.host, port)) {
     throw InvalidArgument("cannot bind " + options_.host + ":" + std::to_string(port) +
                           " (in use, or not an address of this machine)");
+  }
+  // cpp-httplib listens with a backlog of 5 (compiled into Debian's shared library): a burst of
+  // clients connecting while the accept thread waits for a busy core overflows it, and some of
+  // them lose their connection without an answer (seen as a flaky 32-client test on 2 cores).
+  // listen() again on the bound socket raises the backlog.
+  if (listen_fd_ >= 0 && ::listen(listen_fd_, SOMAXCONN) != 0) {
+    throw InvalidArgument("cannot listen on " + options_.host + ":" + std::to_string(port));
   }
   pool_.start();
   return port;

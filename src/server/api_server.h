@@ -60,6 +60,7 @@ class ApiServer {
   InputPolicy policy_;
   WorkerPool pool_;
   std::unique_ptr<httplib::Server> http_;
+  int listen_fd_ = -1;  // the listening socket, seen by the socket-options hook
 };
 
 }  // namespace falcon::server
