@@ -1,6 +1,6 @@
 // CUDA forward-pass ops at the real model's shapes, timed with CUDA events (docs/cuda.md).
 //
-//   cuda_ops_bench [--quick] [prefill|decode|decode-sweep|decode-series|small|linear|q8|decode-ops|
+//   cuda_ops_bench [--quick] [prefill|decode|decode-sweep|decode-series|small|linear|q8|q4|decode-ops|
 //                   decode-variants|stack ...]   (default: all sections but decode-sweep, decode-series
 //                   and decode-variants)
 //
@@ -234,17 +234,24 @@ void bench_linear(const std::vector<LayerWeights>& layers, const Tensor& out_w, 
   std::printf("%-8s %-9s %6s %6s %6s %10s %10s %10s %10s\n", "weight", "path", "M", "N", "K", "stream us", "graph us",
               "TFLOP/s", "GB/s");
   const ops::cuda::LinearTuning saved = ops::cuda::linear_tuning();
-  for (const int64_t M : {int64_t(1), int64_t(2), int64_t(8), int64_t(64), kPrompt}) {
-    if (M == kPrompt && wdt != DType::BF16) continue;  // the dequant GEMM is a parity path
+  const bool quantized = wdt != DType::BF16;
+  const std::vector<int64_t> rows = quantized ? std::vector<int64_t>{1, 8, 12, 16, 32, 64, 128, kPrompt}
+                                              : std::vector<int64_t>{1, 2, 8, 64, kPrompt};
+  for (const int64_t M : rows) {
     const int64_t width = std::max(d.F, d.H * d.hd);
     Tensor x = random_gpu({M, width}, DType::BF16, 21);
-    // BF16 at M <= 8 runs both the GEMV and cuBLASLt, to show why the GEMV is the default.
-    const int variants = (wdt == DType::BF16 && M <= 8) ? 2 : 1;
+    // BF16 at M <= 8 runs both the GEMV and cuBLASLt, to show why the GEMV is the default;
+    // quantised weights above 8 rows both the dequantising GEMM and cuBLASLt on expanded weights,
+    // for LinearTuning::expand_min_rows.
+    const int variants = ((wdt == DType::BF16 && M <= 8) || (quantized && M > 8)) ? 2 : 1;
     for (int var = 0; var < variants; ++var) {
       ops::cuda::LinearTuning t = saved;
-      t.gemv_max_rows = var == 0 && variants == 2 ? 8 : 0;  // 8: the GEMV takes it
+      t.gemv_max_rows = var == 0 && variants == 2 && !quantized ? 8 : 0;  // 8: the GEMV takes it
+      t.expand_min_rows = quantized && var == 1 ? 1 : 0;
       ops::cuda::set_linear_tuning(t);
-      const char* path = wdt != DType::BF16 ? "dequant" : t.gemv_max_rows >= M ? "gemv" : "cublasLt";
+      const char* path = quantized ? (t.expand_min_rows ? "expand" : "dequant")
+                         : t.gemv_max_rows >= M ? "gemv"
+                                                : "cublasLt";
       for (const Shape_& s : shapes) {
         Tensor xs = x.reshape({M * width}).rows(0, M * s.k).reshape({M, s.k});
         Tensor y = Tensor::empty({M, s.n}, DType::BF16, Device::CUDA);
@@ -875,7 +882,13 @@ int main(int argc, char** argv) {
       const Dims d = kPerception;
       std::vector<LayerWeights> layers = make_layers(d, DType::Q8, int(d.layers));
       Tensor out_w = ops::prepare_linear_weight(random_cpu({kVocab, d.D}, 91, -0.05f, 0.05f), DType::Q8, Device::CUDA);
-      bench_linear(layers, out_w, d, "Q8 (dequant GEMV, phase-1 kernel)");
+      bench_linear(layers, out_w, d, "Q8");
+    }
+    if (!g_quick && section("q4")) {
+      const Dims d = kPerception;
+      std::vector<LayerWeights> layers = make_layers(d, DType::Q4, int(d.layers));
+      Tensor out_w = ops::prepare_linear_weight(random_cpu({kVocab, d.D}, 92, -0.05f, 0.05f), DType::Q4, Device::CUDA);
+      bench_linear(layers, out_w, d, "Q4");
     }
     if (named("decode-variants")) {
       bench_decode_variants(kPerception, 3100, true);

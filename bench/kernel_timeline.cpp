@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <mutex>
+#include <string>
 
 #ifdef FALCON_BENCH_CUPTI
 #include <cupti.h>
@@ -17,7 +19,8 @@ namespace {
 
 std::mutex g_mutex;
 std::vector<KernelSpan> g_spans;
-constexpr size_t kBufferBytes = size_t(8) << 20;
+bool g_copies = false;
+constexpr size_t kBufferBytes = size_t(32) << 20;  // a request's records without a mid-run flush
 
 void check(CUptiResult r, const char* what) {
   if (r != CUPTI_SUCCESS) {
@@ -45,6 +48,16 @@ std::string short_name(const char* mangled) {
   return s.substr(begin, end - begin);
 }
 
+std::string size_text(uint64_t bytes) {
+  char buf[32];
+  if (bytes >= (1u << 20)) {
+    std::snprintf(buf, sizeof(buf), "%.1f MB", double(bytes) / double(1 << 20));
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.1f KB", double(bytes) / 1024.0);
+  }
+  return buf;
+}
+
 void CUPTIAPI buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records) {
   *buffer = static_cast<uint8_t*>(std::aligned_alloc(8, kBufferBytes));
   *size = kBufferBytes;
@@ -55,9 +68,21 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, siz
   CUpti_Activity* record = nullptr;
   std::lock_guard<std::mutex> lock(g_mutex);
   while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
-    if (record->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) continue;
-    const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
-    g_spans.push_back({short_name(k->name), k->start, k->end, k->gridX, k->gridY, k->gridZ});
+    if (record->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) {
+      const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
+      // Named later (stop()): demangling here, inside CUPTI's flush, stalls the traced program.
+      g_spans.push_back({k->name, k->start, k->end, k->gridX, k->gridY, k->gridZ});
+    } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMCPY) {
+      const auto* m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(record);
+      const char* kind = m->copyKind == CUPTI_ACTIVITY_MEMCPY_KIND_HTOD   ? "HtoD"
+                         : m->copyKind == CUPTI_ACTIVITY_MEMCPY_KIND_DTOH ? "DtoH"
+                         : m->copyKind == CUPTI_ACTIVITY_MEMCPY_KIND_DTOD ? "DtoD"
+                                                                          : "other";
+      g_spans.push_back({"memcpy " + std::string(kind) + " " + size_text(m->bytes), m->start, m->end, 0, 0, 0});
+    } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMSET) {
+      const auto* m = reinterpret_cast<const CUpti_ActivityMemset4*>(record);
+      g_spans.push_back({"memset " + size_text(m->bytes), m->start, m->end, 0, 0, 0});
+    }
   }
   std::free(buffer);
 }
@@ -68,24 +93,46 @@ bool KernelTimeline::available() {
   return true;
 }
 
-void KernelTimeline::start() {
+void KernelTimeline::start(bool copies) {
   {
     std::lock_guard<std::mutex> lock(g_mutex);
     g_spans.clear();
+    g_copies = copies;
   }
   static std::once_flag once;
   std::call_once(once, [] {
     check(cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed), "CUPTI callbacks");
   });
   check(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL), "CUPTI enable");
+  if (copies) {
+    check(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY), "CUPTI enable copies");
+    check(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMSET), "CUPTI enable sets");
+  }
+}
+
+uint64_t KernelTimeline::now_ns() {
+  uint64_t t = 0;
+  check(cuptiGetTimestamp(&t), "CUPTI timestamp");
+  return t;
 }
 
 std::vector<KernelSpan> KernelTimeline::stop() {
   check(cuptiActivityFlushAll(1), "CUPTI flush");
   check(cuptiActivityDisable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL), "CUPTI disable");
   std::lock_guard<std::mutex> lock(g_mutex);
+  if (g_copies) {
+    check(cuptiActivityDisable(CUPTI_ACTIVITY_KIND_MEMCPY), "CUPTI disable copies");
+    check(cuptiActivityDisable(CUPTI_ACTIVITY_KIND_MEMSET), "CUPTI disable sets");
+  }
   std::vector<KernelSpan> out = std::move(g_spans);
   g_spans.clear();
+  std::map<std::string, std::string> names;  // mangled -> short, each demangled once
+  for (KernelSpan& k : out) {
+    if (k.name.rfind("memcpy ", 0) == 0 || k.name.rfind("memset ", 0) == 0) continue;
+    auto it = names.find(k.name);
+    if (it == names.end()) it = names.emplace(k.name, short_name(k.name.c_str())).first;
+    k.name = it->second;
+  }
   std::sort(out.begin(), out.end(),
             [](const KernelSpan& a, const KernelSpan& b) { return a.start_ns < b.start_ns; });
   return out;
@@ -96,7 +143,10 @@ std::vector<KernelSpan> KernelTimeline::stop() {
 bool KernelTimeline::available() {
   return false;
 }
-void KernelTimeline::start() {}
+void KernelTimeline::start(bool) {}
+uint64_t KernelTimeline::now_ns() {
+  return 0;
+}
 std::vector<KernelSpan> KernelTimeline::stop() {
   return {};
 }

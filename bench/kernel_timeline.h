@@ -21,7 +21,10 @@ class KernelTimeline {
  public:
   // False where the build has no CUPTI (the bench then prints no timeline).
   static bool available();
-  void start();
+  // copies: also the memory copies and sets (named "memcpy HtoD 9.4 MB", "memset 64 KB").
+  void start(bool copies = false);
+  // The activity records' clock now (ns), to place host moments on the timeline; 0 without CUPTI.
+  static uint64_t now_ns();
   // Flushes the records and returns the kernels ordered by start.
   std::vector<KernelSpan> stop();
 };

@@ -7,12 +7,13 @@
 #   3. random full-size models made on the device (`falcon make-model`, into $TMPDIR) and
 #      `falcon bench --device cuda` on each PERF.md workload; table beside the reference;
 #   4. the server load test (scripts/load_test.sh, `falcon serve --device cuda`);
-#   5. per-op time splits of the main workloads (FALCON_OP_PROFILE=1, src/ops/op_profile.h).
+#   5. per-op time splits of the main workloads (FALCON_OP_PROFILE=1, src/ops/op_profile.h);
+#   6. the kernel and copy timeline of single requests (engine_timeline: where the device waits).
 # Logs go to $OUT when set (the device runner's output folder), else ./cuda-logs.
 # usage: scripts/cuda_run.sh [BIN_DIR (default build-cuda/bin)] ; SKIP_TESTS=1 / SKIP_BENCH=1 /
-#        SKIP_LOAD=1 / SKIP_PROFILE=1
+#        SKIP_LOAD=1 / SKIP_PROFILE=1 / SKIP_TIMELINE=1
 #        scripts/cuda_run.sh --pack   (here, before a run: strips falcon, engine_tests,
-#        ops_tests, core_tests and cuda_ops_bench into build-cuda/pack/bins.tar.xz (~12 MB; the binaries are ~100 MB, over
+#        ops_tests, core_tests, cuda_ops_bench and engine_timeline into build-cuda/pack/bins.tar.xz (~10 MB; the binaries are ~170 MB, over
 #        the 64 MiB carry limit) with the shared libraries the GPU host lacks (libjpeg, libpng,
 #        libwebp, oniguruma, utf8proc; CUPTI for cuda_ops_bench's timeline) in build-cuda/pack/lib; carry ["build-cuda/pack"]: the
 #        script unpacks it on the device when BIN_DIR has no falcon).
@@ -20,13 +21,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--pack" ]; then
   rm -rf build-cuda/pack build-cuda/strip && mkdir -p build-cuda/pack/lib build-cuda/strip
-  for b in falcon engine_tests ops_tests core_tests cuda_ops_bench; do strip -o build-cuda/strip/$b build-cuda/bin/$b; done
-  tar -C build-cuda/strip -cJf build-cuda/pack/bins.tar.xz falcon engine_tests ops_tests core_tests cuda_ops_bench
+  for b in falcon engine_tests ops_tests core_tests cuda_ops_bench engine_timeline; do strip -o build-cuda/strip/$b build-cuda/bin/$b; done
+  # One xz stream with a dictionary larger than a binary: the binaries share their ~25 MB of
+  # kernels, which then compress once (10 MB in all instead of 43).
+  tar -C build-cuda/strip -cf - falcon engine_tests ops_tests core_tests cuda_ops_bench engine_timeline |
+    xz -T4 --lzma2=preset=6,dict=192MiB > build-cuda/pack/bins.tar.xz
   # wrk (and its LuaJIT) for the load test: the GPU host has no wrk.
   command -v wrk > /dev/null && cp "$(command -v wrk)" build-cuda/pack/
   for l in libjpeg.so.62 libonig.so.5 libpng16.so.16 libutf8proc.so.2 libwebp.so.7 libluajit-5.1.so.2 \
            libcpp-httplib.so.0.11 libbrotlidec.so.1 libbrotlienc.so.1 libbrotlicommon.so.1 libcupti.so.13; do
-    p=$(ldd build-cuda/bin/falcon build-cuda/bin/engine_tests build-cuda/bin/cuda_ops_bench $(command -v wrk) | awk -v l=$l '$1 == l {print $3; exit}')
+    p=$(ldd build-cuda/bin/falcon build-cuda/bin/engine_tests build-cuda/bin/cuda_ops_bench build-cuda/bin/engine_timeline $(command -v wrk) | awk -v l=$l '$1 == l {print $3; exit}')
     [ -n "$p" ] && cp -L "$p" build-cuda/pack/lib/
   done
   du -sh build-cuda/pack
@@ -179,6 +183,14 @@ if [ -z "${SKIP_PROFILE:-}" ] && [ -f "$TMP/perception/model.safetensors" ]; the
     --task detection --image-size 640x480 --new-tokens 128 > "$LOG/prof-det-640x480-graphs.log" 2>&1
   prof det-64x640x480 perception --task detection --image-size 640x480 --new-tokens 64 --batch 64
   prof ocr-1024x768 ocr --task ocr --image-size 1024x768 --new-tokens 32
+fi
+if [ -z "${SKIP_TIMELINE:-}" ] && [ -x "$BIN/engine_timeline" ] && [ -f "$TMP/perception/model.safetensors" ]; then
+  for spec in "det-1024x768 detection 1024x768 32 bf16" "det-1024x768-q8 detection 1024x768 32 q8" \
+              "seg-1024x768 segmentation 1024x768 32 bf16"; do
+    set -- $spec
+    timeout 150 "$BIN/engine_timeline" "$TMP/perception" $2 $3 $4 $5 > "$LOG/timeline-$1.log" 2>&1
+    note "timeline $1 rc=$? $(head -1 "$LOG/timeline-$1.log")"
+  done
 fi
 note "status=$status"
 exit $status

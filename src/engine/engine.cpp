@@ -303,7 +303,7 @@ void EngineImpl::prepare(Sequence& s) const {
 
   // Prompt.
   const std::string text = prompt_for_task(r.task, r.query, image_token_);
-  s.prompt = build_prompt(*tokenizer_, special_, text, s.pixels);
+  s.prompt = build_prompt(*tokenizer_, special_, text, s.pixels, model_->patch_dtype());
   const int64_t S = s.prompt.ids.dim(0);
   if (S >= config_.max_seq_len) {
     throw InvalidArgument("prompt of " + std::to_string(S) + " tokens does not fit the model's " +

@@ -133,23 +133,28 @@ PreprocessedImage preprocess_image(const DecodedImage& image, int min_size, int 
   return out;
 }
 
-Tensor image_patches(const Tensor& pixels, int patch) {
+Tensor image_patches(const Tensor& pixels, int patch, DType dtype) {
   if (!pixels.defined() || !pixels.on_cpu() || pixels.dtype() != DType::F32 || pixels.rank() != 3 ||
       pixels.dim(2) != 3 || patch < 1 || pixels.dim(0) % patch != 0 || pixels.dim(1) % patch != 0) {
     throw InvalidArgument("image_patches: expected CPU F32 [H, W, 3] with H, W multiples of " +
                           std::to_string(patch) + ", got " + pixels.describe());
   }
+  if (dtype != DType::F32 && dtype != DType::BF16) throw InvalidArgument("image_patches: F32 or BF16 output");
   const int64_t gh = pixels.dim(0) / patch, gw = pixels.dim(1) / patch, width = pixels.dim(1);
   const int64_t row_len = int64_t(patch) * 3;  // one patch row: patch pixels x 3 channels
-  Tensor out = Tensor::empty({gh * gw, int64_t(patch) * patch * 3}, DType::F32);
+  Tensor out = Tensor::empty({gh * gw, int64_t(patch) * patch * 3}, dtype);
   const float* in = pixels.data<float>();
-  float* o = out.data<float>();
   for (int64_t r = 0; r < gh; ++r) {
     for (int64_t c = 0; c < gw; ++c) {
-      float* dst = o + (r * gw + c) * patch * row_len;
+      const int64_t first = (r * gw + c) * patch * row_len;
       for (int64_t i = 0; i < patch; ++i) {
         const float* src = in + ((r * patch + i) * width + c * patch) * 3;
-        std::memcpy(dst + i * row_len, src, size_t(row_len) * sizeof(float));
+        if (dtype == DType::F32) {
+          std::memcpy(out.data<float>() + first + i * row_len, src, size_t(row_len) * sizeof(float));
+        } else {
+          uint16_t* dst = out.data<uint16_t>() + first + i * row_len;
+          for (int64_t j = 0; j < row_len; ++j) dst[j] = f32_to_bf16(src[j]);
+        }
       }
     }
   }

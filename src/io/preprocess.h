@@ -47,7 +47,9 @@ PreprocessedImage preprocess_image(const DecodedImage& image, int min_size, int 
 Tensor normalize_rgb(const DecodedImage& rgb);
 
 // pixels [H, W, 3] (H, W multiples of patch) -> [(H/patch)*(W/patch), patch*patch*3]; row
-// r*gw + c holds pixels[r*patch + i, c*patch + j, ch] in (i, j, ch) order.
-Tensor image_patches(const Tensor& pixels, int patch = 16);
+// r*gw + c holds pixels[r*patch + i, c*patch + j, ch] in (i, j, ch) order. dtype F32, or BF16
+// (each value rounded to nearest even) for a model that computes in bf16: the rounding rides
+// on the copy instead of a pass of its own before the upload.
+Tensor image_patches(const Tensor& pixels, int patch = 16, DType dtype = DType::F32);
 
 }  // namespace falcon::io

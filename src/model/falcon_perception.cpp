@@ -239,9 +239,9 @@ Tensor FalconPerceptionModel::stacked_to_device(const std::vector<const Tensor*>
   Shape shape = parts.front()->shape();
   shape[0] = rows;
   if (device_ == Device::CUDA && act_ == DType::BF16) {
-    // Rounded to bf16 on the host (the device convert's round-to-nearest-even) straight into
-    // page-locked memory: half the bytes of f32 (the 1024x768 image's patches are 9.4 MB in
-    // f32), and one asynchronous DMA.
+    // Rounded to bf16 on the host (the device convert's round-to-nearest-even; already done
+    // where the prompt was built with patch_dtype()) straight into page-locked memory: half the
+    // bytes of f32 (the 1024x768 image's patches are 9.4 MB in f32), and one asynchronous DMA.
     if (!patch_upload_) patch_upload_ = std::make_unique<ops::cuda::PinnedUpload>();
     const size_t bytes = size_t(shape_numel(shape)) * sizeof(uint16_t);
     auto* host = static_cast<uint16_t*>(patch_upload_->reserve(bytes));
@@ -256,15 +256,22 @@ Tensor FalconPerceptionModel::stacked_to_device(const std::vector<const Tensor*>
     patch_upload_->upload(out.raw(), bytes);
     return out;
   }
-  if (parts.size() == 1) return to_device_activation(*parts.front());
+  if (parts.size() == 1 && parts.front()->dtype() == DType::F32) return to_device_activation(*parts.front());
   Tensor host = Tensor::empty(shape, DType::F32);
   int64_t r = 0;
   for (const Tensor* t : parts) {
     Tensor dst = host.rows(r, r + t->dim(0));
-    dst.copy_from(*t);
+    ops::convert(*t, dst);
     r += t->dim(0);
   }
   return to_device_activation(host);
+}
+
+Tensor FalconPerceptionModel::input_to_device(const Tensor& host) const {
+  if (device_ == Device::CPU) return host;
+  Tensor out = Tensor::empty(host.shape(), host.dtype(), device_);
+  ops::cuda::upload_async(out.raw(), host.raw(), host.nbytes());  // staged: `host` may go at once
+  return out;
 }
 
 Tensor FalconPerceptionModel::to_device_activation(const Tensor& host_f32) const {
@@ -346,10 +353,16 @@ std::vector<PrefillResult> FalconPerceptionModel::run_prefill(const std::vector<
     phw_parts.push_back({&g.p->pos_hw, r});
   }
 
+  // Ids and positions go up without waiting for the device (the ids are checked on the host).
+  const Tensor ids_h = stack_rows(ids_parts), pos_t_h = stack_rows(pt_parts), pos_hw_h = stack_rows(phw_parts);
+  const Tensor ids = input_to_device(ids_h);        // (S) I32
+  const Tensor pos_t = input_to_device(pos_t_h);    // (S) I32
+  const Tensor pos_hw = input_to_device(pos_hw_h);  // (S, 2) F32
+
   // Embeddings: tokens, with the img tokens replaced by the projected patches (every prompt's
   // patches in one upload and one product), unless a reused prefix already holds them.
   Tensor x = act({S, D});  // (S, D)
-  ops::embedding(weights_.tok_embeddings, stack_rows(ids_parts).to(device_), x);
+  ops::embedding(weights_.tok_embeddings, ids, x, &ids_h);
   std::vector<const Tensor*> patch_parts;
   std::vector<int64_t> patch_row;  // first activation row of each part's patches
   for (size_t i = 0; i < segs.size(); ++i) {
@@ -374,8 +387,6 @@ std::vector<PrefillResult> FalconPerceptionModel::run_prefill(const std::vector<
       r += P;
     }
   }
-  const Tensor pos_t = stack_rows(pt_parts).to(device_);    // (S) I32
-  const Tensor pos_hw = stack_rows(phw_parts).to(device_);  // (S, 2)
 
   Tensor n = act({S, D});  // normalised input of each sub-block
   Tensor qkv = act({S, int64_t(c.qkv_dim())});

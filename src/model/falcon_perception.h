@@ -22,7 +22,7 @@ struct PromptTensors {
   Tensor ids;       // [S] I32, CPU
   Tensor pos_t;     // [S] I32, CPU
   Tensor pos_hw;    // [S, 2] F32, CPU
-  Tensor patches;   // [P, patch_dim] F32, CPU; undefined when the prompt has no image
+  Tensor patches;   // [P, patch_dim] F32 or BF16 (patch_dtype()), CPU; undefined without an image
   int64_t patch_start = 0;  // index of the first img token (P consecutive img tokens)
   int64_t image_begin = 0;  // bidirectional span: image_cls .. last img token (exclusive end)
   int64_t image_end = 0;
@@ -72,6 +72,9 @@ class FalconPerceptionModel {
   const ModelWeights& weights() const { return weights_; }
   Device device() const { return device_; }
   DType activation_dtype() const { return act_; }
+  // The dtype a prompt's patches are best built in: BF16 where the model computes in bf16 on
+  // CUDA (they go up as bf16), F32 elsewhere. Either dtype is accepted.
+  DType patch_dtype() const { return device_ == Device::CUDA && act_ == DType::BF16 ? DType::BF16 : DType::F32; }
 
   KvCache new_cache(int64_t capacity) const;
 
@@ -111,6 +114,8 @@ class FalconPerceptionModel {
   Tensor box_head_logits(const BoxHeadWeights& head, const Tensor& hidden) const;
   Tensor fourier_encode(const BoxHeadWeights& head, std::array<float, 2> v) const;
   Tensor to_device_activation(const Tensor& host_f32) const;
+  // A small host input (ids, positions) on the model's device, queued without waiting for it.
+  Tensor input_to_device(const Tensor& host) const;
   // Rows [0, n_i) of each host f32 tensor, stacked on the device in the activation dtype.
   Tensor stacked_to_device(const std::vector<const Tensor*>& parts) const;
   Tensor act(const Shape& shape) const { return Tensor::empty(shape, act_, device_); }

@@ -70,7 +70,7 @@ void compute_positions(const std::vector<int32_t>& ids, const SpecialTokens& spe
 }
 
 PromptTensors build_prompt(const Tokenizer& tokenizer, const SpecialTokens& special, const std::string& prompt,
-                           const Tensor& pixels) {
+                           const Tensor& pixels, DType patch_dtype) {
   const std::string image_token = tokenizer.id_to_token(special.image);
   const size_t at = prompt.find(image_token);
   if (at == std::string::npos || prompt.find(image_token, at + 1) != std::string::npos) {
@@ -96,7 +96,7 @@ PromptTensors build_prompt(const Tokenizer& tokenizer, const SpecialTokens& spec
   p.ids = Tensor::empty({int64_t(ids.size())}, DType::I32);
   std::copy(ids.begin(), ids.end(), p.ids.data<int32_t>());
   compute_positions(ids, special, gh, gw, p.pos_t, p.pos_hw);
-  p.patches = io::image_patches(pixels);
+  p.patches = io::image_patches(pixels, 16, patch_dtype);
   return p;
 }
 

@@ -25,8 +25,8 @@ void compute_positions(const std::vector<int32_t>& ids, const SpecialTokens& spe
 
 // Tokenizes `prompt` (special tokens matched first), replaces the image placeholder with the
 // image block for a patch grid of pixels [H, W, 3] (H, W multiples of 16), and fills every
-// tensor of PromptTensors.
+// tensor of PromptTensors, the patches in `patch_dtype` (the model's patch_dtype()).
 PromptTensors build_prompt(const Tokenizer& tokenizer, const SpecialTokens& special, const std::string& prompt,
-                           const Tensor& pixels);
+                           const Tensor& pixels, DType patch_dtype = DType::F32);
 
 }  // namespace falcon

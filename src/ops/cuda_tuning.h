@@ -54,6 +54,13 @@ struct LinearTuning {
   // The GEMVs let the next kernel launch at their start (true: its blocks can load their weights
   // during this one's wait) or only once their own input is ready (false).
   bool gemv_early_trigger = true;
+  // Products of at least this many rows whose weights cuBLASLt cannot read (Q8, Q4; F16/BF16
+  // against F32 activations) expand the weights, a chunk of rows at a time, to the activation
+  // dtype in a scratch buffer and run cuBLASLt on that; fewer rows use the dequantising
+  // GEMV/SIMT GEMM. 0: never expand.
+  int expand_min_rows = 9;
+  // The expansion's scratch: a chunk holds as many weight rows (a multiple of 64) as fit.
+  long long expand_chunk_bytes = 16ll << 20;
 };
 
 void set_linear_tuning(const LinearTuning& t);

@@ -1,5 +1,6 @@
 // Grow-only device buffers for small temporaries (the segmentation kernels' tile summaries and
-// partial sums, the two-kernel decode attention's q and slots), one per (purpose, device). A buffer is reallocated (cudaMalloc and
+// partial sums, the two-kernel decode attention's q and slots, the expanded-weight chunk of
+// linear_cuda.cu), one per (purpose, device). A buffer is reallocated (cudaMalloc and
 // cudaFree, which synchronise) only when a call needs more than any call before, so steady-state
 // calls neither allocate nor wait; calls on one stream reuse it in order. Included only by
 // src/ops/*_cuda.cu.
@@ -13,6 +14,7 @@
 namespace falcon::ops::cuda {
 
 enum class GrowBuffer : int { ConvMoments, ConvSplitK, ChannelMoments, UnificationStats, RopeTables, DecodeInputStage,
+                             ExpandedWeight,
                              Count };
 
 inline void* grow_buffer(GrowBuffer which, size_t bytes) {

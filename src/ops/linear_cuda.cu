@@ -1,5 +1,6 @@
-// Linear layers on CUDA: cuBLASLt for F32 x F32 and BF16 x BF16, the dequantising kernels of
-// linear_dequant_cuda.cu for every other weight/activation pair.
+// Linear layers on CUDA: cuBLASLt for F32 x F32 and BF16 x BF16; every other weight/activation
+// pair through the dequantising kernels of linear_dequant_cuda.cu, or, with many rows, through
+// cuBLASLt on its weights expanded to the activation dtype a chunk at a time.
 //
 // y[M, N] = x[M, K] . w[N, K]^T is, in cuBLAS's column-major terms, D (N x M) = op(A) . B with
 // A = w read as a K x N column-major matrix and transposed, B = x read as K x M. Accumulation
@@ -18,8 +19,9 @@
 #include "ops/convert.h"
 #include "ops/cuda_common.cuh"
 #include "ops/linear.h"
-#include "ops/linear_weight_cuda.h"
 #include "ops/cuda_tuning.h"
+#include "ops/grow_buffer_cuda.cuh"
+#include "ops/linear_weight_cuda.h"
 
 namespace falcon::ops::cuda {
 
@@ -51,7 +53,7 @@ int alignment(const void* p) {
 }
 
 struct PlanKey {
-  int64_t M, N, K;
+  int64_t M, N, K, ldd;
   int device;
   DType a_type, b_type, d_type;
   bool bias, accumulate;
@@ -96,7 +98,7 @@ bool build_plan(const PlanKey& k, bool bias_epilogue, Plan& plan) {
   }
   FALCON_LT_CHECK(cublasLtMatrixLayoutCreate(&p.a, cuda_type(k.a_type), uint64_t(k.K), uint64_t(k.N), k.K));
   FALCON_LT_CHECK(cublasLtMatrixLayoutCreate(&p.b, cuda_type(k.b_type), uint64_t(k.K), uint64_t(k.M), k.K));
-  FALCON_LT_CHECK(cublasLtMatrixLayoutCreate(&p.d, cuda_type(k.d_type), uint64_t(k.N), uint64_t(k.M), k.N));
+  FALCON_LT_CHECK(cublasLtMatrixLayoutCreate(&p.d, cuda_type(k.d_type), uint64_t(k.N), uint64_t(k.M), k.ldd));
 
   cublasLtMatmulPreference_t pref = nullptr;
   FALCON_LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -147,11 +149,86 @@ Plan& plan_for(const PlanKey& key) {
   return g_plans.emplace(key, p).first->second;
 }
 
-// y[m, n] += bias[n], for the fallback path.
+// y[m, n] += bias[n] (rows ldy apart), for the fallback path.
 template <typename T>
-__global__ void add_bias_kernel(T* y, const float* bias, int64_t M, int64_t N) {
+__global__ void add_bias_kernel(T* y, const float* bias, int64_t M, int64_t N, int64_t ldy) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < M * N; i += int64_t(gridDim.x) * blockDim.x) {
-    y[i] = from_f32<T>(to_f32(y[i]) + bias[i % N]);
+    T& o = y[(i / N) * ldy + i % N];
+    o = from_f32<T>(to_f32(o) + bias[i % N]);
+  }
+}
+
+
+// y[m, n] (row stride ldy) = x[m, :] . w[n, :] (+ bias[n]) (+ y) through cuBLASLt, for a pair it
+// computes exactly in f32 accumulation (F32 x F32, BF16 x BF16).
+void lt_product(const void* x, DType x_type, const void* w, DType w_type, int64_t M, int64_t N, int64_t K,
+                const float* bias, void* y, DType y_type, int64_t ldy, bool accumulate) {
+  int device = 0;
+  FALCON_CUDA_CHECK(cudaGetDevice(&device));
+  PlanKey key;
+  std::memset(&key, 0, sizeof(key));
+  key.M = M;
+  key.N = N;
+  key.K = K;
+  key.ldd = ldy;
+  key.device = device;
+  key.a_type = w_type;
+  key.b_type = x_type;
+  key.d_type = y_type;
+  key.bias = bias != nullptr;
+  key.accumulate = accumulate;
+  key.align_a = alignment(w);
+  key.align_b = alignment(x);
+  key.align_d = alignment(y);
+  key.align_bias = bias ? alignment(bias) : 0;
+  Plan& plan = plan_for(key);
+
+  if (plan.bias_in_epilogue) {
+    FALCON_LT_CHECK(
+        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+  }
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  size_t ws_bytes = 0;
+  void* ws = lt_workspace(&ws_bytes);
+  FALCON_LT_CHECK(cublasLtMatmul(lt_handle(), plan.desc, &alpha, w, plan.a, x, plan.b, &beta, y, plan.d, y, plan.d,
+                                 &plan.algo, ws, ws_bytes, stream()));
+  if (bias && !plan.bias_in_epilogue) {
+    dispatch_float(y_type, "linear", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      add_bias_kernel<T><<<grid_for(M * N, 256), 256, 0, stream()>>>(static_cast<T*>(y), bias, M, N, ldy);
+      FALCON_CUDA_CHECK_LAUNCH("add_bias_kernel");
+    });
+  }
+}
+
+// Whether a product expands its weights for cuBLASLt (LinearTuning::expand_min_rows): weights
+// cuBLASLt cannot read next to these activations, enough rows for tensor cores to beat the
+// dequantising SIMT GEMM, and a K small enough for 64 rows in a chunk.
+bool expands(const Tensor& x, const Tensor& w, int64_t M, int64_t K) {
+  if (g_tuning.expand_min_rows <= 0 || M < g_tuning.expand_min_rows) return false;
+  if (K * int64_t(row_bytes(x.dtype(), 1)) * 64 > g_tuning.expand_chunk_bytes) return false;
+  switch (w.dtype()) {
+    case DType::Q8:
+    case DType::Q4: return true;  // float(q) * scale; rounded once more where x is BF16
+    case DType::F16:
+    case DType::BF16: return x.dtype() == DType::F32;  // exact in f32
+    default: return false;
+  }
+}
+
+// The expanded product: weight rows [n0, n1) decoded to x's dtype in a scratch chunk (written
+// and read back while it is in L2), then cuBLASLt on that chunk into columns [n0, n1) of y.
+// The scratch is allocated once at expand_chunk_bytes, so a captured graph's copy stays valid.
+void expanded_product(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate) {
+  const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
+  const int64_t elem = int64_t(row_bytes(x.dtype(), 1));
+  const int64_t chunk = std::max<int64_t>(64, g_tuning.expand_chunk_bytes / (K * elem) / 64 * 64);
+  void* scratch = grow_buffer(GrowBuffer::ExpandedWeight, size_t(g_tuning.expand_chunk_bytes));
+  for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+    const int64_t n1 = std::min(N, n0 + chunk);
+    expand_weight_rows(w, n0, n1, x.dtype(), scratch);
+    lt_product(x.raw(), x.dtype(), scratch, x.dtype(), M, n1 - n0, K, bias ? bias->data<float>() + n0 : nullptr,
+               static_cast<char*>(y.raw()) + n0 * int64_t(row_bytes(y.dtype(), 1)), y.dtype(), N, accumulate);
   }
 }
 
@@ -171,52 +248,24 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, boo
     return;
   }
   // cuBLASLt takes the pairs it computes exactly in f32 accumulation: F32 x F32 and BF16 x BF16.
-  // Everything else (F16/Q8/Q4 weights, F32 activations against BF16 weights, which cuBLASLt
-  // would round to bf16) decodes the weights in registers instead.
-  // Decode-sized products (a few rows) are bandwidth-bound GEMVs, where cuBLASLt's launch
-  // setup and split-K reductions cost more than streaming the weight once.
-  if (x.dtype() != w.dtype() || (w.dtype() == DType::BF16 && M <= std::min(g_tuning.gemv_max_rows, 8))) {
+  // Other pairs (F16/Q8/Q4 weights, F32 activations against BF16 weights, which cuBLASLt would
+  // round to bf16) expand their weights for it when there are many rows, else decode them in
+  // registers. Decode-sized products (a few rows) are bandwidth-bound GEMVs, where cuBLASLt's
+  // launch setup and split-K reductions cost more than streaming the weight once.
+  if (x.dtype() != w.dtype()) {
+    if (expands(x, w, M, K)) {
+      expanded_product(x, w, bias, y, accumulate);
+    } else {
+      linear_dequant(x, w, bias, y, accumulate);
+    }
+    return;
+  }
+  if (w.dtype() == DType::BF16 && M <= std::min(g_tuning.gemv_max_rows, 8)) {
     linear_dequant(x, w, bias, y, accumulate);
     return;
   }
-  const void* b_ptr = x.raw();
-  const DType b_type = x.dtype();
-
-  int device = 0;
-  FALCON_CUDA_CHECK(cudaGetDevice(&device));
-  PlanKey key;
-  std::memset(&key, 0, sizeof(key));
-  key.M = M;
-  key.N = N;
-  key.K = K;
-  key.device = device;
-  key.a_type = w.dtype();
-  key.b_type = b_type;
-  key.d_type = y.dtype();
-  key.bias = bias != nullptr;
-  key.accumulate = accumulate;
-  key.align_a = alignment(w.raw());
-  key.align_b = alignment(b_ptr);
-  key.align_d = alignment(y.raw());
-  key.align_bias = bias ? alignment(bias->raw()) : 0;
-  Plan& plan = plan_for(key);
-
-  if (plan.bias_in_epilogue) {
-    const void* bp = bias->raw();
-    FALCON_LT_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
-  }
-  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-  size_t ws_bytes = 0;
-  void* ws = lt_workspace(&ws_bytes);
-  FALCON_LT_CHECK(cublasLtMatmul(lt_handle(), plan.desc, &alpha, w.raw(), plan.a, b_ptr, plan.b, &beta, y.raw(),
-                                 plan.d, y.raw(), plan.d, &plan.algo, ws, ws_bytes, stream()));
-  if (bias && !plan.bias_in_epilogue) {
-    dispatch_float(y.dtype(), "linear", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      add_bias_kernel<T><<<grid_for(M * N, 256), 256, 0, stream()>>>(y.data<T>(), bias->data<float>(), M, N);
-      FALCON_CUDA_CHECK_LAUNCH("add_bias_kernel");
-    });
-  }
+  lt_product(x.raw(), x.dtype(), w.raw(), w.dtype(), M, N, K, bias ? bias->data<float>() : nullptr, y.raw(),
+             y.dtype(), N, accumulate);
 }
 
 Tensor prepare_linear_weight(const Tensor& w, DType dtype) {

@@ -1,16 +1,14 @@
 // Linear layers whose weights cuBLASLt cannot read directly, or not at f32 accuracy: F16, Q8 and
 // Q4 weights, and F32 activations against BF16 weights. Weights are decoded to f32 in registers
 // and every product and sum is an f32 FMA, so the result is the exact-weights product to f32
-// rounding. Layout: linear_weight_cuda.h.
-#include <atomic>
+// rounding. Layout: linear_weight_cuda.h. Also here: the weights' expansion to the activation
+// dtype for cuBLASLt (products of many rows) and the quantisation itself.
 #include <cmath>
 #include <string>
 #include <type_traits>
-#include <vector>
 
-#include "core/memory.h"
-#include "core/parallel.h"
 #include "ops/cuda_common.cuh"
+#include "ops/cuda_graph.h"
 #include "ops/cuda_tuning.h"
 #include "ops/linear_weight_cuda.h"
 #include "ops/quantize.h"
@@ -394,6 +392,73 @@ __global__ void empty_k_kernel(const float* bias, T* y, int64_t M, int64_t N, bo
   }
 }
 
+// ---- expansion for cuBLASLt: rows of a weight decoded to the activation dtype -------------
+
+template <typename TO, typename W, int VEC>
+__global__ void expand_kernel(W w, int64_t n0, int64_t rows, int64_t K, TO* out) {
+  const int64_t per_row = K / VEC, total = rows * per_row;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / per_row, k = (i - r * per_row) * VEC;
+    float v[VEC];
+    w.template load<VEC>(n0 + r, k, v);
+    store_f32<TO, VEC>(out + r * K + k, v);
+  }
+}
+
+template <typename TO, typename W>
+void launch_expand(W w, int64_t n0, int64_t rows, int64_t K, bool vec, void* out) {
+  const int64_t items = rows * (vec ? K / 8 : K);
+  if (vec) {
+    expand_kernel<TO, W, 8><<<grid_for(items, 256), 256, 0, stream()>>>(w, n0, rows, K, static_cast<TO*>(out));
+  } else {
+    expand_kernel<TO, W, 1><<<grid_for(items, 256), 256, 0, stream()>>>(w, n0, rows, K, static_cast<TO*>(out));
+  }
+  FALCON_CUDA_CHECK_LAUNCH("expand_kernel");
+}
+
+// ---- quantisation on the device: quantize.h's numbers, one thread per block of 32 ----------
+
+// The same f32 operations as quantize_block (IEEE division, round-half-even rint, the clamp), so
+// every scale and q is the host's to the bit.
+template <typename T>
+__global__ void quantize_kernel(const T* w, int64_t N, int64_t K, bool q8, uint8_t* values, float* scales,
+                                int* nonfinite) {
+  const int64_t blocks = K / kQuantBlock;
+  const float qmax = q8 ? 127.f : 7.f;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < N * blocks;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / blocks, b = i - r * blocks;
+    const T* src = w + r * K + b * kQuantBlock;
+    float v[kQuantBlock];
+    float amax = 0.f;
+    bool finite = true;
+#pragma unroll
+    for (int j = 0; j < kQuantBlock; ++j) {
+      v[j] = to_f32(src[j]);
+      finite = finite && isfinite(v[j]);
+      amax = fmaxf(amax, fabsf(v[j]));
+    }
+    if (!finite) atomicOr(nonfinite, 1);
+    const float s = amax / qmax;
+    scales[i] = s;
+    int q[kQuantBlock];
+#pragma unroll
+    for (int j = 0; j < kQuantBlock; ++j) {
+      const float rq = s > 0.f ? rintf(v[j] / s) : 0.f;
+      q[j] = int(fminf(fmaxf(rq, -qmax), qmax));
+    }
+    if (q8) {
+      uint8_t* dst = values + r * K + b * kQuantBlock;
+#pragma unroll
+      for (int j = 0; j < kQuantBlock; ++j) dst[j] = uint8_t(int8_t(q[j]));
+    } else {
+      uint8_t* dst = values + (r * K + b * kQuantBlock) / 2;
+#pragma unroll
+      for (int j = 0; j < kQuantBlock; j += 2) dst[j / 2] = uint8_t((q[j] + 8) | ((q[j + 1] + 8) << 4));
+    }
+  }
+}
+
 }  // namespace
 
 void linear_dequant(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, bool accumulate) {
@@ -417,50 +482,59 @@ void linear_empty_k(const Tensor* bias, Tensor& y, bool accumulate) {
   });
 }
 
+void expand_weight_rows(const Tensor& w, int64_t n0, int64_t n1, DType to, void* out) {
+  const int64_t N = w.dim(0), K = w.dim(1), rows = n1 - n0;
+  if (n0 < 0 || n1 > N || rows <= 0) throw InternalError("expand_weight_rows: rows out of range");
+  if (to != DType::F32 && to != DType::BF16) throw InternalError("expand_weight_rows: F32 or BF16 only");
+  const bool vec = K % 8 == 0 && aligned_to(w.raw(), 16) && aligned_to(out, 32);
+  const auto expand = [&](auto weight) {
+    using Weight = decltype(weight);
+    if (to == DType::F32) {
+      launch_expand<float, Weight>(weight, n0, rows, K, vec, out);
+    } else {
+      launch_expand<__nv_bfloat16, Weight>(weight, n0, rows, K, vec, out);
+    }
+  };
+  switch (w.dtype()) {
+    case DType::F32: expand(PlainWeight<float>{w.data<float>(), K}); break;
+    case DType::BF16: expand(PlainWeight<__nv_bfloat16>{w.data<__nv_bfloat16>(), K}); break;
+    case DType::F16: expand(PlainWeight<__half>{w.data<__half>(), K}); break;
+    case DType::Q8: {
+      const auto* q = w.data<int8_t>();
+      expand(Q8Weight{q, reinterpret_cast<const float*>(q + N * K), K});
+      break;
+    }
+    case DType::Q4: {
+      const auto* q = w.data<uint8_t>();
+      expand(Q4Weight{q, reinterpret_cast<const float*>(q + N * K / 2), K});
+      break;
+    }
+    default: throw Unsupported(std::string("linear (cuda): weight dtype ") + dtype_name(w.dtype()));
+  }
+}
+
 Tensor prepare_quantized_weight(const Tensor& w, DType dtype) {
   const int64_t N = w.dim(0), K = w.dim(1);
-  // The quantised values come from quantize.h on the host: the numbers every backend shares.
-  Tensor wf = w;
-  if (w.dtype() != DType::F32) {
-    wf = Tensor::empty(w.shape(), DType::F32);
-    for (int64_t i = 0; i < w.numel(); ++i) {
-      const uint16_t v = w.data<uint16_t>()[i];
-      wf.data<float>()[i] = w.dtype() == DType::BF16 ? bf16_to_f32(v) : f16_to_f32(v);
-    }
-  }
-  const bool q8 = dtype == DType::Q8;
-  const int64_t blocks = K / kQuantBlock;
-  const size_t value_bytes = q8 ? size_t(N * K) : size_t(N * K / 2);
-  std::vector<uint8_t> host(size_t(N) * row_bytes(dtype, K));
-  auto* scales = reinterpret_cast<float*>(host.data() + value_bytes);
-  std::atomic<bool> finite{true};
-  parallel_for(N, 16, [&](int64_t r0, int64_t r1) {
-    int8_t q[kQuantBlock];
-    for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t b = 0; b < blocks; ++b) {
-        const float* src = wf.data<float>() + r * K + b * kQuantBlock;
-        for (int i = 0; i < kQuantBlock; ++i) {
-          if (!std::isfinite(src[i])) finite = false;
-        }
-        const float s = q8 ? quantize_block_q8(src, q) : quantize_block_q4(src, q);
-        scales[r * blocks + b] = s;
-        for (int i = 0; i < kQuantBlock; ++i) {
-          const int64_t k = b * kQuantBlock + i;
-          if (q8) {
-            host[size_t(r * K + k)] = uint8_t(q[i]);
-          } else {
-            uint8_t& byte = host[size_t((r * K + k) / 2)];
-            const uint8_t u = uint8_t(q[i] + 8);
-            byte = k % 2 ? uint8_t((byte & 0x0f) | (u << 4)) : uint8_t((byte & 0xf0) | u);
-          }
-        }
-      }
-    }
-  });
-  if (!finite) throw InvalidArgument(std::string("prepare_linear_weight: cannot quantise non-finite weights to ") +
-                                     dtype_name(dtype));
+  // Uploaded as stored and quantised there: the host would spend seconds on a 0.6B model.
+  const Tensor src = w.to(Device::CUDA);
   Tensor out = Tensor::empty({N, K}, dtype, Device::CUDA);
-  copy_bytes(out.raw(), Device::CUDA, host.data(), Device::CPU, host.size());
+  Tensor nonfinite = Tensor::zeros({1}, DType::I32, Device::CUDA);
+  const bool q8 = dtype == DType::Q8;
+  auto* values = static_cast<uint8_t*>(out.raw());
+  auto* scales = reinterpret_cast<float*>(values + (q8 ? N * K : N * K / 2));
+  const int64_t items = N * (K / kQuantBlock);
+  dispatch_float(src.dtype(), "prepare_linear_weight", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    quantize_kernel<T><<<grid_for(items, 128), 128, 0, stream()>>>(src.data<T>(), N, K, q8, values, scales,
+                                                                   nonfinite.data<int>());
+    FALCON_CUDA_CHECK_LAUNCH("quantize_kernel");
+  });
+  int flag = 0;
+  download(&flag, nonfinite.raw(), sizeof(flag));  // waits: `src` is freed on return
+  if (flag) {
+    throw InvalidArgument(std::string("prepare_linear_weight: cannot quantise non-finite weights to ") +
+                          dtype_name(dtype));
+  }
   return out;
 }
 

@@ -14,8 +14,15 @@
 
 namespace falcon::ops::cuda {
 
-// Builds the layout above on the GPU from a CPU weight of any float dtype.
+// Builds the layout above on the GPU from a CPU weight of any float dtype: uploaded as stored,
+// quantised by a kernel to exactly quantize.h's scales and q. InvalidArgument for a non-finite
+// weight.
 Tensor prepare_quantized_weight(const Tensor& w, DType dtype);
+
+// Rows [n0, n1) of a prepared weight (any dtype above) as `to` (F32 or BF16) values, row-major
+// [n1 - n0, K], into the device buffer `out`: float(q) * scale (or the stored value), rounded
+// once to `to`. Queued on the ops' stream.
+void expand_weight_rows(const Tensor& w, int64_t n0, int64_t n1, DType to, void* out);
 
 // y = x . w^T (+ bias) (+ y) with f32 products and sums, decoding any weight dtype in registers.
 // The path for pairs cuBLASLt cannot take exactly (F16/Q8/Q4 weights, F32 activations against

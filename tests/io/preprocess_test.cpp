@@ -116,6 +116,27 @@ TEST(Preprocess, PatchesAreRowMajorWithPixelsInIJChOrder) {
     }
   }
   EXPECT_THROW(io::image_patches(Tensor::empty({20, 32, 3}, DType::F32)), InvalidArgument);
+  EXPECT_THROW(io::image_patches(pixels, 16, DType::F16), InvalidArgument);
+}
+
+// BF16 patches (a bf16 model's input) are the F32 patches rounded to nearest even, bit for bit,
+// ties and values past bf16's precision included.
+TEST(Preprocess, Bf16PatchesAreTheRoundedF32Patches) {
+  Tensor pixels = Tensor::empty({32, 16, 3}, DType::F32);
+  for (int64_t i = 0; i < pixels.numel(); ++i) {
+    pixels.data<float>()[i] = (float(i % 511) - 255.f) / 255.f * (1.f + float(i % 7) * 1e-3f);
+  }
+  pixels.data<float>()[5] = 1.00390625f;   // 1 + 2^-8: a tie, rounds to even (1.0)
+  pixels.data<float>()[6] = -1.01171875f;  // -(1 + 3 * 2^-8): a tie, rounds to even (-1.015625)
+  const Tensor f32 = io::image_patches(pixels);
+  const Tensor bf16 = io::image_patches(pixels, 16, DType::BF16);
+  ASSERT_EQ(bf16.dtype(), DType::BF16);
+  ASSERT_EQ(bf16.shape(), f32.shape());
+  for (int64_t i = 0; i < f32.numel(); ++i) {
+    ASSERT_EQ(bf16.data<uint16_t>()[i], f32_to_bf16(f32.data<float>()[i])) << i;
+  }
+  EXPECT_EQ(bf16_to_f32(bf16.data<uint16_t>()[5]), 1.0f);
+  EXPECT_EQ(bf16_to_f32(bf16.data<uint16_t>()[6]), -1.015625f);
 }
 
 TEST(Preprocess, NormalisationIsNumpyFloat32) {

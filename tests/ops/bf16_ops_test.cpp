@@ -181,10 +181,12 @@ TEST_F(Bf16OpsTest, Linear) {
     bool bias, accumulate;
   };
   // The GEMV holds a row of up to 4, 8 or 16 steps of 256 in registers, or streams it (K = 4352):
-  // every size class, ragged last steps (K = 768, 1056) and 1 to 7 rows.
+  // every size class, ragged last steps (K = 768, 1056) and 1 to 7 rows. Q8/Q4 above 8 rows run
+  // cuBLASLt on expanded weights (LinearTuning::expand_min_rows).
   const Case cases[] = {{1, 3072, 1024, false, false}, {7, 1024, 1024, true, true}, {64, 2304, 768, true, false},
                         {300, 96, 1024, false, true},  {500, 512, 256, true, true},   {1, 1024, 2048, true, true},
-                        {2, 512, 3072, false, true},   {4, 64, 4352, true, false},   {3, 40, 1056, false, false}};
+                        {2, 512, 3072, false, true},   {4, 64, 4352, true, false},   {3, 40, 1056, false, false},
+                        {12, 200, 512, true, true}};
   uint64_t seed = 20;
 #ifdef FALCON_HAS_CUDA
   // BF16 weights at decode sizes: both the GEMV and cuBLASLt, whichever the default is.

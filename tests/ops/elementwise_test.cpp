@@ -56,9 +56,25 @@ TEST_P(ElementwiseTest, EmbeddingFromEachTableDtype) {
       for (int j = 0; j < 6; ++j) EXPECT_EQ(got.data<float>()[i * 6 + j], tf.data<float>()[want_ids[i] * 6 + j]);
     }
   }
+  // The ids' host copy, checked there instead of reading the ids back: the same rows.
+  Tensor out_h = Tensor::empty({4, 6}, DType::F32, dev), out_d = Tensor::empty({4, 6}, DType::F32, dev);
+  const Tensor td = table.to(dev), idd = ids.to(dev);
+  ops::embedding(td, idd, out_h, &ids);
+  ops::embedding(td, idd, out_d);
+  EXPECT_EQ(test::max_abs_diff(test::to_cpu_f32(out_h), test::to_cpu_f32(out_d)), 0.0);
+  EXPECT_EQ(test::to_cpu_f32(out_h).data<float>()[2 * 6 + 5], table.data<float>()[9 * 6 + 5]);
+  Tensor short_ids = Tensor::zeros({3}, DType::I32);
+  EXPECT_THROW(ops::embedding(td, idd, out_h, &short_ids), InvalidArgument);
+  if (dev != Device::CPU) {
+    EXPECT_THROW(ops::embedding(td, idd, out_h, &idd), InvalidArgument);  // not on the host
+  }
+
   ids.data<int32_t>()[1] = 10;
   Tensor out = Tensor::empty({4, 6}, DType::F32, dev);
   EXPECT_THROW(ops::embedding(table.to(dev), ids.to(dev), out), InvalidArgument);
+  EXPECT_THROW(ops::embedding(td, idd, out, &ids), InvalidArgument);  // the host copy is what is checked
+  ids.data<int32_t>()[1] = -1;
+  EXPECT_THROW(ops::embedding(td, idd, out, &ids), InvalidArgument);
 }
 
 TEST_P(ElementwiseTest, ArgmaxTakesFirstMaximum) {

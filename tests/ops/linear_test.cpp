@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <utility>
@@ -15,6 +16,9 @@
 #include "ops/packed_weight.h"
 #include "ops/quantize.h"
 #include "test_support.h"
+#ifdef FALCON_HAS_CUDA
+#include "ops/cuda_tuning.h"
+#endif
 
 namespace falcon {
 namespace {
@@ -272,6 +276,16 @@ TEST_P(LinearTest, PrologueIsTheTransformThenTheProduct) {
   }
 }
 
+TEST_P(LinearTest, RefusesToQuantizeNonFiniteWeights) {
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    Tensor w = test::random_tensor({40, 64}, 51);
+    w.data<float>()[37 * 64 + 5] = bad;
+    EXPECT_THROW(ops::prepare_linear_weight(w, DType::Q8, GetParam()), InvalidArgument);
+    EXPECT_THROW(ops::prepare_linear_weight(w, DType::Q4, GetParam()), InvalidArgument);
+    EXPECT_NO_THROW(ops::prepare_linear_weight(w, DType::F32, GetParam()));
+  }
+}
+
 FALCON_INSTANTIATE_DEVICE_TESTS(LinearTest);
 
 // CPU specifics: the packed layout decodes to exactly the dequantised values, results do not
@@ -331,12 +345,77 @@ TEST(LinearCpu, DecodeRowsDoNotDependOnTheBatch) {
   }
 }
 
-TEST(LinearCpu, RefusesToQuantizeNonFiniteWeights) {
-  Tensor w = test::random_tensor({40, 64}, 51);
-  w.data<float>()[37 * 64 + 5] = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_THROW(ops::prepare_linear_weight(w, DType::Q8, Device::CPU), InvalidArgument);
-  EXPECT_NO_THROW(ops::prepare_linear_weight(w, DType::F32, Device::CPU));
+#ifdef FALCON_HAS_CUDA
+// The CUDA layout (linear_weight_cuda.h) built by the device's quantisation kernel holds exactly
+// quantize.h's scales and q: random rows, a zero block, exact halves (ties to even) and the
+// clamp's edge, from F32, BF16 and F16 files.
+TEST(LinearCuda, QuantisesToQuantizeHExactly) {
+  if (!device_available(Device::CUDA)) GTEST_SKIP() << "no CUDA device";
+  const int64_t n = 37, k = 160, blocks = k / ops::kQuantBlock;
+  Tensor w32 = test::random_tensor({n, k}, 61, -2, 2);
+  float* wp = w32.data<float>();
+  for (int i = 0; i < ops::kQuantBlock; ++i) wp[3 * k + 32 + i] = 0.f;  // a zero block
+  // amax 127 (Q8 scale 1) with values at exact halves, and amax 7 (Q4 scale 1) likewise.
+  for (int i = 0; i < ops::kQuantBlock; ++i) wp[5 * k + i] = i == 0 ? 127.f : float(i % 9) - 4.5f;
+  for (int i = 0; i < ops::kQuantBlock; ++i) wp[6 * k + 64 + i] = i == 3 ? -7.f : float(i % 7) * 0.5f - 1.5f;
+  for (const DType file_dt : {DType::F32, DType::BF16, DType::F16}) {
+    const Tensor file = file_dt == DType::F32 ? w32 : test::convert(w32, file_dt, Device::CPU);
+    const Tensor vals = test::to_cpu_f32(file);
+    for (const DType dt : {DType::Q8, DType::Q4}) {
+      SCOPED_TRACE(std::string(dtype_name(file_dt)) + " file -> " + dtype_name(dt));
+      const bool q8 = dt == DType::Q8;
+      const Tensor got = ops::prepare_linear_weight(file, dt, Device::CUDA).to(Device::CPU);
+      const auto* bytes = static_cast<const uint8_t*>(got.raw());
+      const auto* scales = reinterpret_cast<const float*>(bytes + (q8 ? n * k : n * k / 2));
+      int bad = 0;
+      for (int64_t r = 0; r < n && bad < 5; ++r) {
+        for (int64_t b = 0; b < blocks && bad < 5; ++b) {
+          int8_t q[ops::kQuantBlock];
+          const float* src = vals.data<float>() + r * k + b * ops::kQuantBlock;
+          const float s = q8 ? ops::quantize_block_q8(src, q) : ops::quantize_block_q4(src, q);
+          bool same = std::memcmp(&s, &scales[r * blocks + b], sizeof(float)) == 0;
+          for (int i = 0; i < ops::kQuantBlock; ++i) {
+            const int64_t e = r * k + b * ops::kQuantBlock + i;
+            const int got_q = q8 ? int(int8_t(bytes[e])) : int((bytes[e / 2] >> (e % 2 ? 4 : 0)) & 15) - 8;
+            same = same && got_q == q[i];
+          }
+          if (!same) {
+            ADD_FAILURE() << "row " << r << " block " << b << ": scale " << scales[r * blocks + b] << " want " << s;
+            ++bad;
+          }
+        }
+      }
+    }
+  }
 }
+
+// Products of many rows expand their weights for cuBLASLt (LinearTuning::expand_min_rows), a
+// chunk of rows at a time: the same f32-accurate result as the dequantising kernels, with chunks
+// of 64 rows (several, the last one partial), bias and accumulation, for every weight dtype that
+// takes that path against F32 activations.
+TEST(LinearCuda, ExpandedWeightsMatchTheReference) {
+  if (!device_available(Device::CUDA)) GTEST_SKIP() << "no CUDA device";
+  const ops::cuda::LinearTuning saved = ops::cuda::linear_tuning();
+  const Case cases[] = {{300, 150, 96, true, true}, {40, 600, 256, false, false}, {17, 200, 64, true, false}};
+  uint64_t seed = 3000;
+  for (const long long chunk_bytes : {64ll * 256 * 4, 16ll << 20}) {
+    for (const int min_rows : {0, 9}) {
+      ops::cuda::LinearTuning t = saved;
+      t.expand_min_rows = min_rows;
+      t.expand_chunk_bytes = chunk_bytes;
+      ops::cuda::set_linear_tuning(t);
+      for (const DType dt : {DType::Q8, DType::Q4, DType::F16, DType::BF16}) {
+        for (const Case& c : cases) {
+          SCOPED_TRACE("expand_min_rows " + std::to_string(min_rows) + ", chunk " + std::to_string(chunk_bytes));
+          run_case(Device::CUDA, dt, c, seed += 4);
+        }
+      }
+    }
+  }
+  ops::cuda::set_linear_tuning(saved);
+}
+#endif
+
 
 }  // namespace
 }  // namespace falcon
