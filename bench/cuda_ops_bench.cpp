@@ -813,6 +813,7 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
     bool early_trigger;
     int fused_input = -1;           // AttentionTuning::decode_fused_input
     bool separate_via_host = false;  // qk_norm_rope_paged with host slots, then paged_attention
+    bool attention_early_trigger = true;  // AttentionTuning::decode_early_trigger
   };
   const Variant variants[] = {{"defaults", -1, 0, true},
                               {"staging, input stage folded in", -1, 0, true, 1},
@@ -820,12 +821,14 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
                               {"ring (no whole-split staging)", 0, 0, true},
                               {"ring, input stage as its own kernel", 0, 0, true, 0},
                               {"staging, 2 blocks per SM", -1, 2, true},
-                              {"staging, GEMVs trigger after their wait", -1, 0, false}};
+                              {"staging, GEMVs trigger after their wait", -1, 0, false},
+                              {"staging, wo launches after the attention's keys", -1, 0, true, -1, false, false}};
   for (const Variant& v : variants) {
     ops::cuda::AttentionTuning t = base;
     t.decode_stage_all = v.stage_all;
     t.decode_blocks_per_sm = v.per_sm;
     t.decode_fused_input = v.fused_input;
+    t.decode_early_trigger = v.attention_early_trigger;
     ds.separate_input_stage = v.separate_via_host;
     ops::cuda::set_attention_tuning(t);
     ops::cuda::LinearTuning lt = lbase;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -20,7 +21,20 @@ namespace {
 std::mutex g_mutex;
 std::vector<KernelSpan> g_spans;
 bool g_copies = false;
-constexpr size_t kBufferBytes = size_t(32) << 20;  // a request's records without a mid-run flush
+constexpr size_t kBufferBytes = size_t(4) << 20;
+// Record buffers, touched once and reused: a fresh buffer's page faults (CUPTI fills what it
+// is handed) landed inside the traced program, stalling it for milliseconds.
+std::vector<uint8_t*> g_free_buffers;
+
+uint8_t* new_buffer() {
+  auto* b = static_cast<uint8_t*>(std::aligned_alloc(8, kBufferBytes));
+  if (!b) {
+    std::fprintf(stderr, "out of memory for CUPTI's record buffers\n");
+    std::exit(1);
+  }
+  std::memset(b, 0, kBufferBytes);
+  return b;
+}
 
 void check(CUptiResult r, const char* what) {
   if (r != CUPTI_SUCCESS) {
@@ -59,7 +73,16 @@ std::string size_text(uint64_t bytes) {
 }
 
 void CUPTIAPI buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records) {
-  *buffer = static_cast<uint8_t*>(std::aligned_alloc(8, kBufferBytes));
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    if (!g_free_buffers.empty()) {
+      *buffer = g_free_buffers.back();
+      g_free_buffers.pop_back();
+    } else {
+      *buffer = nullptr;
+    }
+  }
+  if (!*buffer) *buffer = new_buffer();
   *size = kBufferBytes;
   *max_records = 0;
 }
@@ -84,7 +107,7 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, siz
       g_spans.push_back({"memset " + size_text(m->bytes), m->start, m->end, 0, 0, 0});
     }
   }
-  std::free(buffer);
+  g_free_buffers.push_back(buffer);  // under g_mutex
 }
 
 }  // namespace
@@ -101,6 +124,7 @@ void KernelTimeline::start(bool copies) {
   }
   static std::once_flag once;
   std::call_once(once, [] {
+    for (int i = 0; i < 16; ++i) g_free_buffers.push_back(new_buffer());  // 64 MB, faulted in now
     check(cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed), "CUPTI callbacks");
   });
   check(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL), "CUPTI enable");

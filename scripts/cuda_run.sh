@@ -129,11 +129,12 @@ if [ -z "${SKIP_BENCH:-}" ]; then
   # Quantised weights (quantised at load from the bf16 file): the INT8/INT4 decode rows.
   bench det-1024x768-q8  perception 266 43 1.29 0   --task detection --image-size 1024x768 --new-tokens 32 --dtype q8
   bench det-1024x768-q4  perception 266 43 1.29 0   --task detection --image-size 1024x768 --new-tokens 32 --dtype q4
-  bench det-64x640x480   perception 2420 0 0 26.4   --task detection --image-size 640x480 --new-tokens 64 --batch 64 --runs 1
+  bench det-64x640x480   perception 2420 0 0 26.4   --task detection --image-size 640x480 --new-tokens 64 --batch 64 --runs 3
+  bench det-64x640x480-q8 perception 2420 0 0 26.4  --task detection --image-size 640x480 --new-tokens 64 --batch 64 --runs 3 --dtype q8
   FALCON_CUDA_PDL=0 bench det-640x480-nopdl perception 588 42 1.20 0 --task detection --image-size 640x480 --new-tokens 128
   bench ocr-1024x768     ocr        233 40 0.52 0   --task ocr --image-size 1024x768 --new-tokens 32
   bench ocr-640x480      ocr        439 35 0.50 0   --task ocr --image-size 640x480 --new-tokens 128
-  bench ocr-64x640x480   ocr        2630 0 0 24.3   --task ocr --image-size 640x480 --new-tokens 64 --batch 64 --runs 1
+  bench ocr-64x640x480   ocr        2630 0 0 24.3   --task ocr --image-size 640x480 --new-tokens 64 --batch 64 --runs 3
   python3 - "$LOG" <<'PY' | tee "$LOG/bench_table.md"
 import json, sys
 log = sys.argv[1]

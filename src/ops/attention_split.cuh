@@ -384,6 +384,9 @@ struct DecodeParams {
   // The whole split in shared memory (stages >= its steps), copied before the wait but for each
   // row's newest key: only for paged keys, whose kernel before writes nothing else.
   bool stage_all;
+  // The kernel after may launch at this one's start (its blocks load their weights while these
+  // copy keys), or only once every block is past its key loop.
+  bool early_trigger;
   // The attention input stage folded in (the kernel's QKV; paged_attention_qkv.h): q and the
   // step's key and value come from the rows of the qkv product; the key is normalised and
   // rotated here and written, with the value, to the row's newest position.
@@ -484,7 +487,7 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
   const int H = p.H, h0 = hg * HB, kvh = h0 / (H / p.K);
   const int S = p.stages, step = (nt >> 3) * U;
   // The output product after this kernel may start now and load its weights.
-  pdl_allow_dependents();
+  if (p.early_trigger) pdl_allow_dependents();
 
   // This split's keys: the row's n keys cut into `splits` equal chunks (n lives on the device).
   // Lengths and block tables come from the host, not from the kernel before.
@@ -775,6 +778,7 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
     stage = stage + 1 == S ? 0 : stage + 1;
   }
   decode_cp_async_wait(0);
+  if (!p.early_trigger) pdl_allow_dependents();
 
   // Merge the 4 lane groups of each warp (lanes i, i + 8, i + 16, i + 24 hold the same dims).
 #pragma unroll
@@ -994,6 +998,7 @@ bool launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, boo
   // Only a latency-bound launch gains from the early prefetch: many rows' keys are far more
   // than the L2 holds, and their blocks are busy streaming anyway.
   p.prefetch = pdl && few_rows;
+  p.early_trigger = t.decode_early_trigger;
 
   // Splits: enough blocks for per_sm per multiprocessor, at least one step of keys each.
   const int64_t groups = int64_t(rows) * (p.H / HB);

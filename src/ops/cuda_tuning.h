@@ -35,6 +35,9 @@ struct AttentionTuning {
   // Launch the decode kernel as a programmatic dependent of the previous kernel: its blocks
   // start early, prefetch their keys and values towards L2 and wait for it on the device.
   bool decode_pdl = true;
+  // The kernel after the decode attention (the output product) may launch at its start and
+  // load its weights during the attention (true), or once the attention's keys are in (false).
+  bool decode_early_trigger = true;
   // Few paged rows under decode_pdl: each block copies its whole split of keys and values into
   // shared memory before it waits (all but the row's newest key), where the split fits. -1: on; 0: off.
   int decode_stage_all = -1;
