@@ -10,6 +10,10 @@ namespace falcon::ops {
 // unless `host_ids`, the same ids on the host ([S] I32, CPU), is given: it is checked instead.
 void embedding(const Tensor& table, const Tensor& ids, Tensor& out, const Tensor* host_ids = nullptr);
 
+// InvalidArgument for the first of n ids outside [0, vocab): the check every path above shares.
+void check_token_ids(const int32_t* ids, int64_t n, int64_t vocab);
+
+// Backends: ids_checked says the dispatch has checked them on the host (always so on the CPU).
 namespace cpu {
 void embedding(const Tensor& table, const Tensor& ids, Tensor& out);
 }
