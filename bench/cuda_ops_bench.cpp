@@ -25,6 +25,7 @@
 #include "core/tensor.h"
 #include "ops/activation.h"
 #include "ops/argmax.h"
+#include "ops/decode_layers.h"
 #include "ops/attention.h"
 #include "ops/cuda_tuning.h"
 #include "ops/convert.h"
@@ -685,7 +686,18 @@ struct DecodeStep {
     const float eps = 1.1920929e-7f;
     const ops::LinearPrologue norm{ops::LinearPrologue::Kind::RmsNorm, eps, &n};
     const ops::LinearPrologue gate{ops::LinearPrologue::Kind::SquaredReluGate, 0.f, &g};
-    for (int64_t l = 0; l < d.layers; ++l) {
+    // All of the layers: the decode_layers op, as the engine runs it (one persistent kernel where
+    // it takes the shape and DecodeLayersTuning::persistent is on).
+    if ((ops_on & 31) == 31 && !separate_input_stage) {
+      std::vector<ops::DecodeLayer> layers;
+      for (int64_t l = 0; l < d.layers; ++l) {
+        const LayerWeights& L = st.layers[size_t(l)];
+        layers.push_back({&L.wqkv, &L.wo, &L.w13, &L.w2, &st.sinks, &kp[size_t(l)], &vp[size_t(l)]});
+      }
+      ops::decode_layers(x, layers, pos_t, pos_hw, st.golden, 10000.f, eps, table, lens, {&n, &qkv, &o, &a, &g});
+      ops_on &= ~31u;
+    }
+    for (int64_t l = 0; l < d.layers && (ops_on & 31); ++l) {
       const LayerWeights& L = st.layers[size_t(l)];
       if (ops_on & 1) ops::linear(x, L.wqkv, nullptr, qkv, false, norm);
       if ((ops_on & 2) && separate_input_stage) {
@@ -746,8 +758,13 @@ void print_timeline(DecodeStep& ds) {
   ops::cuda::set_stream(nullptr);
   cudaStreamDestroy(cap);
   const size_t layers = size_t(ds.d.layers), head = 3;
-  if (k.size() < head || (k.size() - head) % layers != 0) {
-    std::printf("timeline: %zu kernels, not %zu layers + %zu\n", k.size(), layers, head);
+  if (k.size() < head || (k.size() - head) % layers != 0 || k.size() - head < layers) {
+    // Not a kernel per op and layer (the persistent kernel): each kernel's span.
+    std::printf("timeline (CUPTI, one replay): %zu kernels\n", k.size());
+    for (const bench::KernelSpan& s : k) {
+      std::printf("  %-40s %8.2f us (starts %.2f us after the first)\n", s.name.substr(0, 40).c_str(),
+                  double(s.end_ns - s.start_ns) / 1e3, double(s.start_ns - k.front().start_ns) / 1e3);
+    }
     return;
   }
   const size_t per = (k.size() - head) / layers;
@@ -777,6 +794,67 @@ void print_timeline(DecodeStep& ds) {
   for (size_t i = mid; i < mid + per; ++i) {
     std::printf("  %-26s %8.2f %8.2f\n", k[i].name.substr(0, 26).c_str(), double(k[i].start_ns - k[mid].start_ns) / 1e3,
                 double(k[i].end_ns - k[mid].start_ns) / 1e3);
+  }
+}
+
+// The persistent decode kernel's phases (DecodeLayersTuning::trace): per phase kind, the mean
+// over layers of the slowest block's work (its barrier leave to its next arrival), the blocks'
+// mean work, the spread of the arrivals, and the release (the last arrival to the blocks' mean
+// leave time).
+void print_persistent_phases(DecodeStep& ds) {
+  const int nb = ops::cuda::sm_count(), L = int(ds.d.layers), nbar = 5 * L - 1;
+  const size_t n = size_t(2 * (nbar + 2)) * size_t(nb);
+  unsigned long long* dev = nullptr;
+  check(cudaMalloc(&dev, n * sizeof(unsigned long long)), "trace buffer");
+  const ops::cuda::DecodeLayersTuning saved = ops::cuda::decode_layers_tuning();
+  ops::cuda::DecodeLayersTuning t = saved;
+  t.trace = dev;
+  ops::cuda::set_decode_layers_tuning(t);
+  std::vector<unsigned long long> h(n);
+  double sums[5][4] = {};
+  int counts[5] = {};
+  for (int rep = 0; rep < 3; ++rep) {
+    check(cudaMemset(dev, 0, n * sizeof(unsigned long long)), "clear");
+    ds.run(DecodeStep::kAll);
+    check(cudaDeviceSynchronize(), "sync");
+    check(cudaMemcpy(h.data(), dev, n * sizeof(unsigned long long), cudaMemcpyDeviceToHost), "trace");
+    if (rep == 0) continue;  // warm-up
+    const auto at = [&](int k, int leave, int b) { return double(h[size_t((2 * k + leave) * nb + b)]); };
+    for (int k = 1; k <= nbar + 1; ++k) {
+      const int kind = (k - 1) % 5;
+      double worst = 0, mean = 0, first = 1e300, last = 0, leave = 0;
+      for (int b = 0; b < nb; ++b) {
+        const double w = at(k, 0, b) - at(k - 1, 1, b);
+        worst = std::max(worst, w);
+        mean += w / nb;
+        first = std::min(first, at(k, 0, b));
+        last = std::max(last, at(k, 0, b));
+        if (k <= nbar) leave += at(k, 1, b) / nb;
+      }
+      sums[kind][0] += worst;
+      sums[kind][1] += mean;
+      sums[kind][2] += last - first;
+      sums[kind][3] += k <= nbar ? leave - last : 0;
+      counts[kind] += 1;
+    }
+    if (rep == 2) {
+      double start = 1e300, end = 0;
+      for (int b = 0; b < nb; ++b) {
+        start = std::min(start, at(0, 1, b));
+        end = std::max(end, at(nbar + 1, 0, b));
+      }
+      std::printf("persistent kernel, traced: %.1f us first block start to last block end\n", (end - start) / 1e3);
+    }
+  }
+  ops::cuda::set_decode_layers_tuning(saved);
+  cudaFree(dev);
+  const char* names[5] = {"P1 qkv + norm", "P2 attention", "P3 wo", "P4 w13 + gate", "P5 w2"};
+  std::printf("%-16s %12s %12s %14s %12s   (us, mean over layers)\n", "phase", "worst block", "mean block",
+              "arrival spread", "release");
+  for (int k = 0; k < 5; ++k) {
+    const double c = std::max(1, counts[k]);
+    std::printf("%-16s %12.2f %12.2f %14.2f %12.2f\n", names[k], sums[k][0] / c / 1e3, sums[k][1] / c / 1e3,
+                sums[k][2] / c / 1e3, sums[k][3] / c / 1e3);
   }
 }
 
@@ -814,8 +892,19 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
     int fused_input = -1;           // AttentionTuning::decode_fused_input
     bool separate_via_host = false;  // qk_norm_rope_paged with host slots, then paged_attention
     bool attention_early_trigger = true;  // AttentionTuning::decode_early_trigger
+    bool persistent = false;              // DecodeLayersTuning::persistent
+    int stage_at = 2;                     // DecodeLayersTuning::stage_at
+    int l2_ahead = 0;                     // DecodeLayersTuning::l2_ahead
+    int poll_ns = 0;                      // DecodeLayersTuning::poll_ns
   };
-  const Variant variants[] = {{"defaults", -1, 0, true},
+  const ops::cuda::DecodeLayersTuning pbase = ops::cuda::decode_layers_tuning();
+  const Variant variants[] = {{"persistent kernel", -1, 0, true, -1, false, true, true},
+                              {"persistent, next keys staged after P3", -1, 0, true, -1, false, true, true, 3},
+                              {"persistent, keys staged at the attention", -1, 0, true, -1, false, true, true, 1},
+                              {"persistent, L2 prefetch 1 phase ahead", -1, 0, true, -1, false, true, true, 2, 1},
+                              {"persistent, polls 64 ns apart", -1, 0, true, -1, false, true, true, 2, 0, 64},
+                              {"persistent, polls 256 ns apart", -1, 0, true, -1, false, true, true, 2, 0, 256},
+                              {"defaults (op by op)", -1, 0, true},
                               {"staging, input stage folded in", -1, 0, true, 1},
                               {"input stage, host slots (before)", -1, 0, true, -1, true},
                               {"ring (no whole-split staging)", 0, 0, true},
@@ -834,10 +923,26 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
     ops::cuda::LinearTuning lt = lbase;
     lt.gemv_early_trigger = v.early_trigger;
     ops::cuda::set_linear_tuning(lt);
+    ops::cuda::DecodeLayersTuning pt = pbase;
+    pt.persistent = v.persistent;
+    pt.stage_at = v.stage_at;
+    pt.l2_ahead = v.l2_ahead;
+    pt.poll_ns = v.poll_ns;
+    ops::cuda::set_decode_layers_tuning(pt);
     std::printf("BF16 %-42s %.3f ms\n", v.name, ds.step_ms());
   }
   ops::cuda::set_attention_tuning(base);
   ops::cuda::set_linear_tuning(lbase);
+  ops::cuda::DecodeLayersTuning persistent = pbase;
+  persistent.persistent = true;
+  ops::cuda::set_decode_layers_tuning(persistent);
+  std::printf("persistent kernel:\n");
+  print_timeline(ds);
+  print_persistent_phases(ds);
+  ops::cuda::DecodeLayersTuning op_by_op = pbase;
+  op_by_op.persistent = false;
+  ops::cuda::set_decode_layers_tuning(op_by_op);
+  std::printf("op by op:\n");
   print_timeline(ds);
   ops::cuda::AttentionTuning fused = base;
   fused.decode_fused_input = 1;
@@ -845,6 +950,7 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
   std::printf("input stage folded into the staged attention:\n");
   print_timeline(ds);
   ops::cuda::set_attention_tuning(base);
+  ops::cuda::set_decode_layers_tuning(pbase);
   for (DType wdt : {DType::Q8, DType::Q4}) {
     if (!quantized) break;
     DecodeStep dq(d, T, wdt);

@@ -20,6 +20,7 @@
 #include "ops/convert.h"
 #include "ops/cuda_context.h"
 #include "ops/cuda_graph.h"
+#include "ops/decode_layers.h"
 #include "ops/paged_attention.h"
 #include "ops/paged_attention_qkv.h"
 #include "ops/embedding.h"
@@ -50,6 +51,7 @@ struct DecodeGraph {
   Tensor pos_hw;  // [B, 2] zeros: text rows have the identity 2-D rotation
   Tensor x, n, qkv, o, a, g, hidden, logits, argmax;
   std::vector<int32_t> host_argmax;
+  std::vector<ops::DecodeLayer> layers;  // the pool's tensors: valid while the pool does not move
   int runs = 0;  // eager runs so far (the first one grows the ops' scratch before a capture)
   ops::cuda::Graph embed_graph, layers_graph;
 };
@@ -86,19 +88,18 @@ void FalconPerceptionModel::write_to_pool(KvCache& cache, int64_t n, const std::
 
 void FalconPerceptionModel::run_decode_layers(DecodeGraph& g, KvPool& pool) const {
   const ModelConfig& c = config_;
-  for (int l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& w = weights_.layers[size_t(l)];
-    // x += wo . attn(rope(norm(q)), rope(norm(k)), v); the rms_norm runs inside wqkv's product
-    ops::linear(g.x, w.wqkv, nullptr, g.qkv, false, norm_first(g.n));  // (B, (H + 2K) hd)
-    // q/k normalised and rotated, this step's key and value into the pool at the row's newest
-    // position, attention over the row's keys: one op (one kernel on CUDA)
-    ops::paged_attention_qkv(g.qkv, g.pos_t, g.pos_hw, weights_.golden, c.rope_theta, block_norm_eps_, pool.keys(l),
-                             pool.values(l), g.table, g.seq_lens, w.sinks, g.o);  // (B, H, hd)
-    ops::linear(g.o.reshape({g.B, c.n_heads * c.head_dim}), w.wo, nullptr, g.x, /*accumulate=*/true);
-    // x += w2 . (relu(gate)^2 * up), gate and up from w13 . norm(x)
-    ops::linear(g.x, w.w13, nullptr, g.a, false, norm_first(g.n));  // (B, 2F)
-    ops::linear(g.a, w.w2, nullptr, g.x, /*accumulate=*/true, gate_first(g.g));
+  // Every block: x += wo . attn(rope(norm(q)), rope(norm(k)), v), then
+  // x += w2 . (relu(gate)^2 * up) with (gate, up) = w13 . norm(x); the step's key and value go
+  // into the pool at each row's newest position (ops/decode_layers.h: one kernel on CUDA at one
+  // row, else op by op).
+  if (g.layers.empty()) {
+    for (int l = 0; l < c.n_layers; ++l) {
+      const LayerWeights& w = weights_.layers[size_t(l)];
+      g.layers.push_back({&w.wqkv, &w.wo, &w.w13, &w.w2, &w.sinks, &pool.keys(l), &pool.values(l)});
+    }
   }
+  ops::decode_layers(g.x, g.layers, g.pos_t, g.pos_hw, weights_.golden, c.rope_theta, block_norm_eps_, g.table,
+                     g.seq_lens, {&g.n, &g.qkv, &g.o, &g.a, &g.g});
   ops::rms_norm(g.x, &weights_.norm, c.norm_eps, g.hidden);
   ops::linear(g.hidden, weights_.output, nullptr, g.logits);
   ops::argmax(g.logits, g.argmax);

@@ -14,10 +14,11 @@
 namespace falcon::ops::cuda {
 
 enum class GrowBuffer : int { ConvMoments, ConvSplitK, ChannelMoments, UnificationStats, RopeTables, DecodeInputStage,
-                             ExpandedWeight,
+                             ExpandedWeight, DecodeLayers, DecodeLayersSync,
                              Count };
 
-inline void* grow_buffer(GrowBuffer which, size_t bytes) {
+// zeroed: a new allocation is set to zero (synchronously: counters that kernels leave at zero).
+inline void* grow_buffer(GrowBuffer which, size_t bytes, bool zeroed = false) {
   constexpr int kMaxDevices = 64;
   constexpr int kKinds = int(GrowBuffer::Count);
   static std::mutex mu;
@@ -35,6 +36,7 @@ inline void* grow_buffer(GrowBuffer which, size_t bytes) {
     cap = 0;
     FALCON_CUDA_CHECK(cudaMalloc(&buf, bytes));
     cap = bytes;
+    if (zeroed) FALCON_CUDA_CHECK(cudaMemset(buf, 0, bytes));
   }
   return buf;
 }
