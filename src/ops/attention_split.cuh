@@ -475,6 +475,62 @@ __device__ __forceinline__ uint4 pack16(const float (&f)[16 / sizeof(T)]) {
   return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
+// RMS-normalises one head held by a lane group (8 lanes; lane gl holds the 16-byte chunks
+// gl + 8i of the row; mask: the lanes taking part), rotates it with the (cos, sin) table `rope`
+// ([HD / 4] temporal pairs, then [heads][HD / 4] spatial ones, head hh's read when `spatial`)
+// and rounds it to T, as qk_norm_rope stores it.
+template <typename T, int HD>
+__device__ __forceinline__ void lane_group_norm_rotate(float (&x)[HD / 8], int gl, const float2* rope, int hh,
+                                                       bool spatial, float eps, unsigned mask) {
+  constexpr int E = 16 / int(sizeof(T)), LC = HD * int(sizeof(T)) / 128, Q4 = HD / 4;
+  float ss = 0.f;
+#pragma unroll
+  for (int d = 0; d < HD / 8; ++d) ss += x[d] * x[d];
+  ss += __shfl_xor_sync(mask, ss, 1);
+  ss += __shfl_xor_sync(mask, ss, 2);
+  ss += __shfl_xor_sync(mask, ss, 4);
+  const float inv = 1.0f / sqrtf(ss / float(HD) + eps);
+#pragma unroll
+  for (int i = 0; i < LC; ++i) {
+#pragma unroll
+    for (int e = 0; e < E; e += 2) {
+      const int pair = ((gl + 8 * i) * E + e) / 2;
+      const float a = x[i * E + e] * inv, b = x[i * E + e + 1] * inv;
+      float2 cs = make_float2(1.f, 0.f);
+      if (pair < Q4) {
+        cs = rope[pair];
+      } else if (spatial) {
+        cs = rope[Q4 + hh * Q4 + pair - Q4];
+      }
+      x[i * E + e] = to_f32(from_f32<T>(a * cs.x - b * cs.y));
+      x[i * E + e + 1] = to_f32(from_f32<T>(a * cs.y + b * cs.x));
+    }
+  }
+}
+
+// Merges the online-softmax states (max m, sum l, output acc, log2 units) of the 4 lane groups
+// of a warp: lanes i, i + 8, i + 16, i + 24 hold the same dims; every lane ends with the merge.
+template <int HB, int D>
+__device__ __forceinline__ void merge_lane_groups(float (&m)[HB], float (&l)[HB], float (&acc)[HB][D]) {
+#pragma unroll
+  for (int hh = 0; hh < HB; ++hh) {
+    float M = fmaxf(m[hh], __shfl_xor_sync(0xffffffffu, m[hh], 8));
+    M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, 16));
+    const float f = m[hh] == -INFINITY ? 0.f : exp2f(m[hh] - M);
+    l[hh] *= f;
+    l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], 8);
+    l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], 16);
+#pragma unroll
+    for (int d = 0; d < D; ++d) {
+      float a = acc[hh][d] * f;
+      a += __shfl_xor_sync(0xffffffffu, a, 8);
+      a += __shfl_xor_sync(0xffffffffu, a, 16);
+      acc[hh][d] = a;
+    }
+    m[hh] = M;
+  }
+}
+
 // QKV: the kernel also runs the attention input stage (see DecodeParams).
 template <typename T, int HD, int HB, typename Keys, bool QKV = false>
 __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(DecodeParams<T> p, Keys keys) {
@@ -585,33 +641,9 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
   }
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
 
-  // QKV: RMS-normalises a head held as this thread's chunks (the lane group holds the row; mask:
-  // the lanes taking part), then rotates it with head h0 + hh's angles and rounds it to T, as
-  // qk_norm_rope stores it.
+  // QKV: q and the newest key normalised, rotated with head h0 + hh's angles, rounded to T.
   const auto norm_rotate = [&](float (&x)[D], int hh, unsigned mask) {
-    float ss = 0.f;
-#pragma unroll
-    for (int d = 0; d < D; ++d) ss += x[d] * x[d];
-    ss += __shfl_xor_sync(mask, ss, 1);
-    ss += __shfl_xor_sync(mask, ss, 2);
-    ss += __shfl_xor_sync(mask, ss, 4);
-    const float inv = 1.0f / sqrtf(ss / float(HD) + p.eps);
-#pragma unroll
-    for (int i = 0; i < LC; ++i) {
-#pragma unroll
-      for (int e = 0; e < E; e += 2) {
-        const int pair = ((gl + 8 * i) * E + e) / 2;
-        const float a = x[i * E + e] * inv, b = x[i * E + e + 1] * inv;
-        float2 cs = make_float2(1.f, 0.f);
-        if (pair < Q4) {
-          cs = rope[pair];
-        } else if (spatial) {
-          cs = rope[Q4 + hh * Q4 + pair - Q4];
-        }
-        x[i * E + e] = to_f32(from_f32<T>(a * cs.x - b * cs.y));
-        x[i * E + e + 1] = to_f32(from_f32<T>(a * cs.y + b * cs.x));
-      }
-    }
+    lane_group_norm_rotate<T, HD>(x, gl, rope, hh, spatial, p.eps, mask);
   };
   const int64_t qkv_row = int64_t(row) * (H + 2 * p.K) * HD;
 
@@ -780,24 +812,7 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
   decode_cp_async_wait(0);
   if (!p.early_trigger) pdl_allow_dependents();
 
-  // Merge the 4 lane groups of each warp (lanes i, i + 8, i + 16, i + 24 hold the same dims).
-#pragma unroll
-  for (int hh = 0; hh < HB; ++hh) {
-    float M = fmaxf(m[hh], __shfl_xor_sync(0xffffffffu, m[hh], 8));
-    M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, 16));
-    const float f = m[hh] == -INFINITY ? 0.f : exp2f(m[hh] - M);
-    l[hh] *= f;
-    l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], 8);
-    l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], 16);
-#pragma unroll
-    for (int d = 0; d < D; ++d) {
-      float a = acc[hh][d] * f;
-      a += __shfl_xor_sync(0xffffffffu, a, 8);
-      a += __shfl_xor_sync(0xffffffffu, a, 16);
-      acc[hh][d] = a;
-    }
-    m[hh] = M;
-  }
+  merge_lane_groups<HB, D>(m, l, acc);  // the 4 lane groups of each warp
   // Then the warps, in shared memory (the ring is free once every thread is past its loop).
   float* sm_ml = reinterpret_cast<float*>(ring);  // [warps][HB][2]
   float* sm_acc = sm_ml + nwarps * HB * 2;         // [warps][HB][HD]

@@ -362,32 +362,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       rope_cos_sin<bf16>(angle, &rope[i].x, &rope[i].y);
     }
   }
-  // Normalises a head held by a lane group (8 lanes, mask: the lanes taking part), rotates it with
-  // head g * G + hh's angles and rounds it to bf16, as qk_norm_rope stores it.
+  // q and the newest key normalised, rotated with head g * G + hh's angles, rounded to bf16.
   const auto norm_rotate = [&](float(&v)[DL], int hh, unsigned mask) {
-    float ss = 0.f;
-#pragma unroll
-    for (int d = 0; d < DL; ++d) ss += v[d] * v[d];
-    ss += __shfl_xor_sync(mask, ss, 1);
-    ss += __shfl_xor_sync(mask, ss, 2);
-    ss += __shfl_xor_sync(mask, ss, 4);
-    const float inv = 1.0f / sqrtf(ss / float(HD) + p.eps);
-#pragma unroll
-    for (int i = 0; i < LC; ++i) {
-#pragma unroll
-      for (int e = 0; e < E; e += 2) {
-        const int pair = ((gl + 8 * i) * E + e) / 2;
-        const float a = v[i * E + e] * inv, c = v[i * E + e + 1] * inv;
-        float2 cs = make_float2(1.f, 0.f);
-        if (pair < Q4) {
-          cs = rope[pair];
-        } else if (spatial) {
-          cs = rope[Q4 + hh * Q4 + pair - Q4];
-        }
-        v[i * E + e] = bf16_round(a * cs.x - c * cs.y);
-        v[i * E + e + 1] = bf16_round(a * cs.y + c * cs.x);
-      }
-    }
+    attn::lane_group_norm_rotate<bf16, HD>(v, gl, rope, hh, spatial, p.eps, mask);
   };
 
   // Weight phase i of the launch (layer i / 4: qkv, wo, w13, w2) as this block's and warp's slice.
@@ -562,25 +539,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         }
       }
-      // The 4 lane groups of each warp (lanes i, i + 8, i + 16, i + 24 hold the same dims), then
-      // the warps in shared memory.
-#pragma unroll
-      for (int hh = 0; hh < G; ++hh) {
-        float M = fmaxf(m[hh], __shfl_xor_sync(0xffffffffu, m[hh], 8));
-        M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, 16));
-        const float f = m[hh] == -INFINITY ? 0.f : exp2f(m[hh] - M);
-        lsum[hh] *= f;
-        lsum[hh] += __shfl_xor_sync(0xffffffffu, lsum[hh], 8);
-        lsum[hh] += __shfl_xor_sync(0xffffffffu, lsum[hh], 16);
-#pragma unroll
-        for (int d = 0; d < DL; ++d) {
-          float a = acc[hh][d] * f;
-          a += __shfl_xor_sync(0xffffffffu, a, 8);
-          a += __shfl_xor_sync(0xffffffffu, a, 16);
-          acc[hh][d] = a;
-        }
-        m[hh] = M;
-      }
+      // The 4 lane groups of each warp, then the warps in shared memory.
+      attn::merge_lane_groups<G, DL>(m, lsum, acc);
       float* sm_ml = merge;                    // [kWarps][G][2]
       float* sm_acc = merge + kWarps * G * 2;  // [kWarps][G][HD]
       if (lane < 8) {

@@ -12,6 +12,7 @@
 #include "ops/cuda_graph.h"
 #include "ops/linear.h"
 #include "ops/qk_norm_rope.h"
+#include "rope_reference.h"
 #include "test_support.h"
 
 namespace falcon {
@@ -66,28 +67,6 @@ Model make_model(const Dims& d, uint64_t seed) {
   return m;
 }
 
-// One head of qkv normalised and rotated with head h's angles, in double (angles rounded to f32
-// as the reference model computes them).
-void norm_rotate(const double* x, int64_t hd, float pos_t, float ph, float pw,
-                 const float* golden_h, double* out) {
-  double ss = 0;
-  for (int64_t c = 0; c < hd; ++c) ss += x[c] * x[c];
-  const double inv = 1 / std::sqrt(ss / double(hd) + kEps);
-  const int64_t half = hd / 2;
-  for (int64_t i = 0; i < hd / 4; ++i) {
-    const volatile float a_f32 = pos_t * ops::rope_inv_freq(kTheta, int(half), int(i));
-    const volatile float hp = ph * golden_h[2 * i], wp = pw * golden_h[2 * i + 1];
-    const volatile float b_f32 = hp + wp;
-    const double a = a_f32, b = b_f32;
-    const double x0 = x[2 * i] * inv, x1 = x[2 * i + 1] * inv;
-    const double y0 = x[half + 2 * i] * inv, y1 = x[half + 2 * i + 1] * inv;
-    out[2 * i] = x0 * std::cos(a) - x1 * std::sin(a);
-    out[2 * i + 1] = x0 * std::sin(a) + x1 * std::cos(a);
-    out[half + 2 * i] = y0 * std::cos(b) - y1 * std::sin(b);
-    out[half + 2 * i + 1] = y0 * std::sin(b) + y1 * std::cos(b);
-  }
-}
-
 std::vector<double> matvec(const Tensor& w, const std::vector<double>& x) {
   const int64_t n = w.dim(0), k = w.dim(1);
   std::vector<double> y(size_t(n), 0.0);
@@ -126,9 +105,11 @@ std::vector<double> reference_step(const Dims& d, const Model& m, std::vector<Te
     const int64_t s = slot(n - 1);
     for (int64_t h = 0; h < H; ++h) {
       const float* gh = m.golden.data<float>() + h * (hd / 4) * 2;
-      norm_rotate(qkv.data() + h * hd, hd, pos_t, ph, pw, gh, q.data() + h * hd);
+      test::reference_norm_rope(qkv.data() + h * hd, hd, pos_t, ph, pw, gh, kTheta, kEps,
+                                q.data() + h * hd);
       std::vector<double> k(static_cast<size_t>(hd));
-      norm_rotate(qkv.data() + (H + h / G) * hd, hd, pos_t, ph, pw, gh, k.data());
+      test::reference_norm_rope(qkv.data() + (H + h / G) * hd, hd, pos_t, ph, pw, gh, kTheta, kEps,
+                                k.data());
       for (int64_t e = 0; e < hd; ++e) kp[(s * H + h) * hd + e] = float(k[size_t(e)]);
     }
     for (int64_t e = 0; e < K * hd; ++e) vp[s * K * hd + e] = float(qkv[size_t((H + K) * hd + e)]);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ops/qk_norm_rope.h"
+#include "rope_reference.h"
 #include "test_support.h"
 #ifdef FALCON_HAS_CUDA
 #include "ops/cuda_tuning.h"
@@ -21,28 +22,6 @@ namespace {
 class PagedAttentionQkvTest : public ::testing::TestWithParam<Device> {};
 
 Tensor rounded(const Tensor& x, DType dtype) { return test::to_cpu_f32(test::convert(x, dtype, Device::CPU)); }
-
-// One head normalised and rotated (MODEL.md) in double, its angles rounded to f32 as the
-// reference model computes them (positions in the thousands make that rounding visible).
-void reference_head(const float* x, int64_t hd, float pos_t, float ph, float pw, const float* golden_h, float theta,
-                    double eps, double* out) {
-  double ss = 0;
-  for (int64_t c = 0; c < hd; ++c) ss += double(x[c]) * x[c];
-  const double inv = 1 / std::sqrt(ss / double(hd) + eps);
-  const int64_t half = hd / 2;
-  for (int64_t i = 0; i < hd / 4; ++i) {
-    const volatile float a_f32 = pos_t * ops::rope_inv_freq(theta, int(half), int(i));
-    const volatile float hp = ph * golden_h[2 * i], wp = pw * golden_h[2 * i + 1];
-    const volatile float b_f32 = hp + wp;
-    const double a = a_f32, b = b_f32;
-    const double x0 = x[2 * i] * inv, x1 = x[2 * i + 1] * inv;
-    const double y0 = x[half + 2 * i] * inv, y1 = x[half + 2 * i + 1] * inv;
-    out[2 * i] = x0 * std::cos(a) - x1 * std::sin(a);
-    out[2 * i + 1] = x0 * std::sin(a) + x1 * std::cos(a);
-    out[half + 2 * i] = y0 * std::cos(b) - y1 * std::sin(b);
-    out[half + 2 * i + 1] = y0 * std::sin(b) + y1 * std::cos(b);
-  }
-}
 
 struct Case {
   std::vector<int32_t> lens;  // keys after the step, the step's own included (0: padding row)
@@ -107,8 +86,8 @@ Errors run_case(Device dev, DType dtype, const Case& c, uint64_t seed) {
     const int64_t slot = newest_slot[size_t(b)];
     for (int64_t h = 0; h < H; ++h) {
       const float* gh = golden.data<float>() + h * (hd / 4) * 2;
-      reference_head(in + h * hd, hd, pt, ph, pw, gh, theta, eps, q.data() + h * hd);
-      reference_head(in + (H + h / G) * hd, hd, pt, ph, pw, gh, theta, eps, kn.data());
+      test::reference_norm_rope(in + h * hd, hd, pt, ph, pw, gh, theta, eps, q.data() + h * hd);
+      test::reference_norm_rope(in + (H + h / G) * hd, hd, pt, ph, pw, gh, theta, eps, kn.data());
       for (int64_t d = 0; d < hd; ++d) want_kc.data<float>()[(slot * H + h) * hd + d] = float(kn[size_t(d)]);
     }
     std::copy_n(in + (H + K) * hd, K * hd, want_vc.data<float>() + slot * K * hd);
