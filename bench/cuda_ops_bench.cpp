@@ -31,6 +31,7 @@
 #include "ops/convert.h"
 #include "ops/cuda_context.h"
 #include "ops/embedding.h"
+#include "ops/feed_forward.h"
 #include "ops/linear.h"
 #include "ops/paged_attention.h"
 #include "ops/paged_attention_qkv.h"
@@ -708,8 +709,12 @@ struct DecodeStep {
                                  lens, st.sinks, o);
       }
       if (ops_on & 4) ops::linear(o.reshape({1, d.H * d.hd}), L.wo, nullptr, x, true);
-      if (ops_on & 8) ops::linear(x, L.w13, nullptr, a, false, norm);
-      if (ops_on & 16) ops::linear(a, L.w2, nullptr, x, true, gate);
+      if ((ops_on & 24) == 24) {
+        ops::feed_forward(x, L.w13, L.w2, eps, {&n, &a, &g});  // one kernel where it takes the shape
+      } else {
+        if (ops_on & 8) ops::linear(x, L.w13, nullptr, a, false, norm);
+        if (ops_on & 16) ops::linear(a, L.w2, nullptr, x, true, gate);
+      }
     }
     if (ops_on & 32) {
       ops::rms_norm(x, &st.final_norm, 1e-5f, hidden);
@@ -858,6 +863,46 @@ void print_persistent_phases(DecodeStep& ds) {
   }
 }
 
+// The one-kernel feed-forward's blocks in the step's last layer (FeedForwardTuning::trace): per
+// mark, the earliest, median and latest block, us after the earliest block's start.
+void print_feed_forward_trace(DecodeStep& ds) {
+  const int n = 8 * 1024;
+  unsigned long long* dev = nullptr;
+  check(cudaMalloc(&dev, n * sizeof(unsigned long long)), "trace buffer");
+  const ops::cuda::FeedForwardTuning saved = ops::cuda::feed_forward_tuning();
+  ops::cuda::FeedForwardTuning t = saved;
+  t.trace = dev;
+  ops::cuda::set_feed_forward_tuning(t);
+  std::vector<unsigned long long> h(n);
+  for (int rep = 0; rep < 3; ++rep) {
+    check(cudaMemset(dev, 0, n * sizeof(unsigned long long)), "clear");
+    ds.run(DecodeStep::kAll);
+    check(cudaDeviceSynchronize(), "sync");
+  }
+  check(cudaMemcpy(h.data(), dev, n * sizeof(unsigned long long), cudaMemcpyDeviceToHost), "trace");
+  ops::cuda::set_feed_forward_tuning(saved);
+  cudaFree(dev);
+  unsigned long long t0 = ~0ull;
+  int blocks = 0;
+  while (blocks < 1024 && h[size_t(8 * blocks)] != 0) t0 = std::min(t0, h[size_t(8 * blocks++)]);
+  if (blocks == 0) {
+    std::printf("feed-forward trace: no one-kernel feed-forward ran\n");
+    return;
+  }
+  const char* names[6] = {"start", "past the wait", "w13 rows in", "counted in", "group summed", "x written"};
+  std::printf("feed-forward kernel, last layer, %d blocks: us after the first start (first / median / last)\n",
+              blocks);
+  for (int k = 0; k < 6; ++k) {
+    std::vector<double> v;
+    for (int b = 0; b < blocks; ++b) {
+      if (h[size_t(8 * b + k)] != 0) v.push_back(double(h[size_t(8 * b + k)] - t0) / 1e3);
+    }
+    if (v.empty()) continue;
+    std::sort(v.begin(), v.end());
+    std::printf("  %-16s %8.2f %8.2f %8.2f  (%zu blocks)\n", names[k], v.front(), v[v.size() / 2], v.back(), v.size());
+  }
+}
+
 // The decode step as one CUDA graph; then the same graph without one op kind at a time (the
 // difference: what that op costs inside the pipelined step, kernel plus whatever the dependent
 // launches do not hide), and each op kind alone (28 in a row).
@@ -896,28 +941,32 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
     int stage_at = 2;                     // DecodeLayersTuning::stage_at
     int l2_ahead = 0;                     // DecodeLayersTuning::l2_ahead
     int poll_ns = 0;                      // DecodeLayersTuning::poll_ns
+    bool ffn_fused = false;               // FeedForwardTuning::fused
+    int ffn_chunk = 0, ffn_group = 0;     // FeedForwardTuning::chunk, group
+    bool ffn_early_trigger = true;        // FeedForwardTuning::early_trigger
+    bool bulk = false;                    // AttentionTuning::decode_bulk_stage
   };
   const ops::cuda::DecodeLayersTuning pbase = ops::cuda::decode_layers_tuning();
+  const ops::cuda::FeedForwardTuning fbase = ops::cuda::feed_forward_tuning();
   const Variant variants[] = {{"persistent kernel", -1, 0, true, -1, false, true, true},
-                              {"persistent, next keys staged after P3", -1, 0, true, -1, false, true, true, 3},
-                              {"persistent, keys staged at the attention", -1, 0, true, -1, false, true, true, 1},
-                              {"persistent, L2 prefetch 1 phase ahead", -1, 0, true, -1, false, true, true, 2, 1},
-                              {"persistent, polls 64 ns apart", -1, 0, true, -1, false, true, true, 2, 0, 64},
-                              {"persistent, polls 256 ns apart", -1, 0, true, -1, false, true, true, 2, 0, 256},
                               {"defaults (op by op)", -1, 0, true},
+                              {"staging by bulk copies", -1, 0, true, -1, false, true, false, 2, 0, 0, false, 0, 0, true,
+                               true},
+                              {"feed-forward in one kernel", -1, 0, true, -1, false, true, false, 2, 0, 0, true},
+                              {"feed-forward in one kernel, 16 units", -1, 0, true, -1, false, true, false, 2, 0, 0, true, 16},
+                              {"feed-forward in one kernel, late trigger", -1, 0, false, -1, false, true, false, 2, 0, 0, true,
+                               0, 0, false},
                               {"staging, input stage folded in", -1, 0, true, 1},
-                              {"input stage, host slots (before)", -1, 0, true, -1, true},
                               {"ring (no whole-split staging)", 0, 0, true},
-                              {"ring, input stage as its own kernel", 0, 0, true, 0},
                               {"staging, 2 blocks per SM", -1, 2, true},
-                              {"staging, GEMVs trigger after their wait", -1, 0, false},
-                              {"staging, wo launches after the attention's keys", -1, 0, true, -1, false, false}};
+                              {"staging, GEMVs trigger after their wait", -1, 0, false}};
   for (const Variant& v : variants) {
     ops::cuda::AttentionTuning t = base;
     t.decode_stage_all = v.stage_all;
     t.decode_blocks_per_sm = v.per_sm;
     t.decode_fused_input = v.fused_input;
     t.decode_early_trigger = v.attention_early_trigger;
+    t.decode_bulk_stage = v.bulk;
     ds.separate_input_stage = v.separate_via_host;
     ops::cuda::set_attention_tuning(t);
     ops::cuda::LinearTuning lt = lbase;
@@ -929,8 +978,15 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
     pt.l2_ahead = v.l2_ahead;
     pt.poll_ns = v.poll_ns;
     ops::cuda::set_decode_layers_tuning(pt);
+    ops::cuda::FeedForwardTuning ft = fbase;
+    ft.fused = v.ffn_fused;
+    ft.chunk = v.ffn_chunk;
+    ft.group = v.ffn_group;
+    ft.early_trigger = v.ffn_early_trigger;
+    ops::cuda::set_feed_forward_tuning(ft);
     std::printf("BF16 %-42s %.3f ms\n", v.name, ds.step_ms());
   }
+  ops::cuda::set_feed_forward_tuning(fbase);
   ops::cuda::set_attention_tuning(base);
   ops::cuda::set_linear_tuning(lbase);
   ops::cuda::DecodeLayersTuning persistent = pbase;
@@ -944,6 +1000,19 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
   ops::cuda::set_decode_layers_tuning(op_by_op);
   std::printf("op by op:\n");
   print_timeline(ds);
+  ops::cuda::AttentionTuning bulk = base;
+  bulk.decode_bulk_stage = true;
+  ops::cuda::set_attention_tuning(bulk);
+  std::printf("op by op, staging by bulk copies:\n");
+  print_timeline(ds);
+  ops::cuda::set_attention_tuning(base);
+  ops::cuda::FeedForwardTuning one = fbase;
+  one.fused = true;
+  ops::cuda::set_feed_forward_tuning(one);
+  std::printf("op by op, feed-forward in one kernel:\n");
+  print_timeline(ds);
+  print_feed_forward_trace(ds);
+  ops::cuda::set_feed_forward_tuning(fbase);
   ops::cuda::AttentionTuning fused = base;
   fused.decode_fused_input = 1;
   ops::cuda::set_attention_tuning(fused);

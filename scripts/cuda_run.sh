@@ -138,23 +138,23 @@ if [ -z "${SKIP_BENCH:-}" ]; then
   python3 - "$LOG" <<'PY' | tee "$LOG/bench_table.md"
 import json, sys
 log = sys.argv[1]
-print("| workload | wall ms (ref) | ratio | prefill ms (ref) | decode ms/token (ref) | img/s (ref) | first result after start |")
-print("|---|---|---|---|---|---|---|")
+print("| workload | wall ms (ref) | ratio | preprocess ms | prefill ms (ref) | decode ms/token (ref) | img/s (ref) | first result after start |")
+print("|---|---|---|---|---|---|---|---|")
 for line in open(f"{log}/bench-index.txt"):
     name, rc, rw, rp, rt, ri = line.split()
     try:
         j = json.load(open(f"{log}/bench-{name}.json"))
     except Exception:
-        print(f"| {name} | failed (rc {rc}) | | | | | |"); continue
+        print(f"| {name} | failed (rc {rc}) | | | | | | |"); continue
     first = j.get("first_result_ms")
     fr = f"{first/1000:.2f} s" if first else ""
     if "images_per_s" in j:
         wall = j["wall_s"] * 1000
-        print(f"| {name} | {wall:.0f} ({rw}) | {float(rw)/wall:.2f}x | | | {j['images_per_s']:.1f} ({ri}) | {fr} |")
+        print(f"| {name} | {wall:.0f} ({rw}) | {float(rw)/wall:.2f}x | | | | {j['images_per_s']:.1f} ({ri}) | {fr} |")
     else:
         wall = j["total_ms"]
         seg = f", seg {j['segmentation_ms']:.0f}" if j.get("segmentation_ms") else ""
-        print(f"| {name} | {wall:.1f} ({rw}{seg}) | {float(rw)/wall:.2f}x | {j['prefill_ms']:.1f} ({rp}; host {j.get('prefill_host_ms', 0):.1f}) | {j['decode_ms_per_token']:.3f} ({rt}) | | {fr} |")
+        print(f"| {name} | {wall:.1f} ({rw}{seg}) | {float(rw)/wall:.2f}x | {j.get('preprocess_ms', 0):.1f} | {j['prefill_ms']:.1f} ({rp}; host {j.get('prefill_host_ms', 0):.1f}) | {j['decode_ms_per_token']:.3f} ({rt}) | | {fr} |")
 PY
 fi
 if [ -z "${SKIP_LOAD:-}" ] && [ -f "$TMP/perception/model.safetensors" ]; then

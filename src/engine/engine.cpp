@@ -239,18 +239,39 @@ void EngineImpl::cancel(RequestId id) {
 namespace {
 
 // FNV-1a over the image bytes: the image cache's key, with the size bounds.
+// The image cache's key: a hash of the file's bytes and the size bounds. Four independent
+// multiply-xorshift lanes over 8-byte words (~0.2 ms for a 2.4 MB PNG, where a byte-serial hash
+// took ~2.6 ms). Only a key: a hit is confirmed on the bytes themselves (ImagePrefix::image_bytes).
 std::string image_key(const std::string& bytes, int min_size, int max_size) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
-  return std::to_string(h) + ":" + std::to_string(bytes.size()) + ":" + std::to_string(min_size) + ":" +
+  constexpr uint64_t kMul = 0x9E3779B97F4A7C15ull;
+  uint64_t lane[4] = {0x243F6A8885A308D3ull, 0x13198A2E03707344ull, 0xA4093822299F31D0ull, 0x082EFA98EC4E6C89ull};
+  const auto mix = [](uint64_t h, uint64_t w) {
+    h = (h ^ w) * kMul;
+    return h ^ (h >> 29);
+  };
+  const char* p = bytes.data();
+  const size_t n = bytes.size();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    for (int k = 0; k < 4; ++k) {
+      uint64_t w;
+      std::memcpy(&w, p + i + 8 * k, 8);
+      lane[k] = mix(lane[k], w);
+    }
+  }
+  for (; i < n; ++i) lane[0] = mix(lane[0], uint64_t(static_cast<unsigned char>(p[i])));
+  uint64_t h = n;
+  for (const uint64_t l : lane) h = mix(h, l);
+  return std::to_string(h) + ":" + std::to_string(n) + ":" + std::to_string(min_size) + ":" +
          std::to_string(max_size);
 }
 
 }  // namespace
 
-ImagePrefix* EngineImpl::find_prefix(const std::string& key, const PromptTensors& prompt) {
+ImagePrefix* EngineImpl::find_prefix(const std::string& key, const std::string& image_bytes,
+                                     const PromptTensors& prompt) {
   for (auto it = image_cache_.begin(); it != image_cache_.end(); ++it) {
-    if (it->key != key) continue;
+    if (it->key != key || it->image_bytes != image_bytes) continue;
     const int64_t n = int64_t(it->ids.size());
     if (prompt.ids.dim(0) <= n ||
         !std::equal(it->ids.begin(), it->ids.end(), prompt.ids.data<int32_t>())) {
@@ -283,7 +304,7 @@ void EngineImpl::prepare(Sequence& s) const {
   // Image: decode, Pillow-exact resize, normalise (or the cached result for this image).
   const ImagePrefix* cached = nullptr;
   for (const ImagePrefix& e : image_cache_) {
-    if (caching && e.key == key) cached = &e;
+    if (caching && e.key == key && e.image_bytes == r.image_bytes) cached = &e;
   }
   if (cached) {
     s.pixels = cached->pixels;
@@ -329,7 +350,7 @@ void EngineImpl::start(Sequence& s) {
   s.cache = model_->new_cache(pool_ ? S : S + s.max_new_tokens + 1);
   // The prefix is everything up to and including end_of_image: it does not depend on the query.
   const int64_t prefix_len = s.prompt.image_end + 1;
-  ImagePrefix* prefix = caching && !s.dumping ? find_prefix(s.image_key, s.prompt) : nullptr;
+  ImagePrefix* prefix = caching && !s.dumping ? find_prefix(s.image_key, s.request.image_bytes, s.prompt) : nullptr;
   const int64_t start = prefix ? prefix_len : 0;
   if (prefix) s.cache.copy_prefix_from(prefix->cache, prefix_len);
   PrefillResult pre_out = model_->prefill(s.prompt, start, s.cache);
@@ -342,7 +363,7 @@ void EngineImpl::start(Sequence& s) {
 bool EngineImpl::packable(const Sequence& s) {
   if (!pool_ || s.dumping) return false;
   const bool caching = options_.image_cache_entries > 0;
-  return !(caching && find_prefix(s.image_key, s.prompt));
+  return !(caching && find_prefix(s.image_key, s.request.image_bytes, s.prompt));
 }
 
 void EngineImpl::start_packed(const std::vector<Sequence*>& group) {
@@ -397,6 +418,7 @@ void EngineImpl::after_prefill(Sequence& s, PrefillResult& pre_out, ImagePrefix*
   if (caching && !prefix) {
     ImagePrefix e;
     e.key = key;
+    e.image_bytes = r.image_bytes;
     e.pixels = s.pixels;
     e.image_width = s.image_width;
     e.image_height = s.image_height;

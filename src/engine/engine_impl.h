@@ -21,6 +21,7 @@ namespace falcon {
 // rows of the KV cache, the img-token hidden states and the segmentation features.
 struct ImagePrefix {
   std::string key;               // image bytes hash + size bounds
+  std::string image_bytes;       // the file's bytes: a key match is confirmed on them
   Tensor pixels;                 // [H, W, 3]
   int image_width = 0, image_height = 0;
   std::vector<int32_t> ids;      // the prefix tokens, [0, length)
@@ -80,7 +81,7 @@ class EngineImpl final : public Engine {
 
   // Most recently used first.
   std::list<ImagePrefix> image_cache_;
-  ImagePrefix* find_prefix(const std::string& key, const PromptTensors& prompt);
+  ImagePrefix* find_prefix(const std::string& key, const std::string& image_bytes, const PromptTensors& prompt);
   void remember_prefix(ImagePrefix entry);
 
   // Paged KV cache for batched decode (CUDA by default; FALCON_KV_PAGED=1/0 overrides).

@@ -120,12 +120,16 @@ PreprocessedImage preprocess_image(const DecodedImage& image, int min_size, int 
                                    const SmartResizeParams& params) {
   const ImageSize orig{image.width, image.height};
   const ImageSize fitted = fit_within_bounds(orig, min_size, max_size);
-  // Resize in the native mode first (Pillow's default filter for it), then convert.
-  const DecodedImage rgb = fitted == orig ? convert_to_rgb(image)
-                                          : convert_to_rgb(resize_image(image, fitted.width, fitted.height));
   const ImageSize target = smart_resize_size(fitted, params);
   PreprocessedImage out;
-  out.pixels = normalize_rgb(resize_bicubic(rgb, target.width, target.height));
+  if (image.mode == ImageMode::RGB && fitted == orig && target == orig) {
+    out.pixels = normalize_rgb(image);  // nothing to resize or convert: no copies on the way
+  } else {
+    // Resize in the native mode first (Pillow's default filter for it), then convert.
+    const DecodedImage rgb = fitted == orig ? convert_to_rgb(image)
+                                            : convert_to_rgb(resize_image(image, fitted.width, fitted.height));
+    out.pixels = normalize_rgb(resize_bicubic(rgb, target.width, target.height));
+  }
   out.orig_width = orig.width;
   out.orig_height = orig.height;
   out.width = target.width;

@@ -21,6 +21,7 @@
 #include "ops/cuda_context.h"
 #include "ops/cuda_graph.h"
 #include "ops/decode_layers.h"
+#include "ops/feed_forward.h"
 #include "ops/paged_attention.h"
 #include "ops/paged_attention_qkv.h"
 #include "ops/embedding.h"
@@ -58,13 +59,10 @@ struct DecodeGraph {
 
 FalconPerceptionModel::~FalconPerceptionModel() = default;
 
-// The blocks' input transforms as linear() prologues (fused into the product where a kernel
-// can; otherwise materialised in `scratch`).
+// The attention block's input norm as a linear() prologue (fused into the product where a
+// kernel can; otherwise materialised in `scratch`).
 ops::LinearPrologue FalconPerceptionModel::norm_first(Tensor& scratch) const {
   return {ops::LinearPrologue::Kind::RmsNorm, block_norm_eps_, &scratch};
-}
-ops::LinearPrologue FalconPerceptionModel::gate_first(Tensor& scratch) const {
-  return {ops::LinearPrologue::Kind::SquaredReluGate, 0.f, &scratch};
 }
 
 KvPool FalconPerceptionModel::new_pool(int64_t tokens) const {
@@ -411,9 +409,8 @@ std::vector<PrefillResult> FalconPerceptionModel::run_prefill(const std::vector<
                      cache.values(l).rows(sg.base, sg.base + total), w.sinks, mask, oi);
     }
     ops::linear(o.reshape({S, H * hd}), w.wo, nullptr, x, /*accumulate=*/true);
-    // FFN: x += w2 . (relu(gate)^2 * up)
-    ops::linear(x, w.w13, nullptr, a, false, norm_first(n));              // (S, 2F)
-    ops::linear(a, w.w2, nullptr, x, /*accumulate=*/true, gate_first(g));  // g: (S, F)
+    // FFN: x += w2 . (relu(gate)^2 * up), (gate, up) = w13 . norm(x); a: (S, 2F), g: (S, F)
+    ops::feed_forward(x, w.w13, w.w2, block_norm_eps_, {&n, &a, &g});  // (S, D)
   }
   cache.set_length(c0 + S);
 
@@ -478,8 +475,7 @@ void FalconPerceptionModel::decode(const std::vector<DecodeRow>& rows, Tensor& h
                      ops::AttentionMask{T, r.image_begin, r.image_end}, ob);
     }
     ops::linear(o.reshape({B, H * hd}), w.wo, nullptr, x, /*accumulate=*/true);
-    ops::linear(x, w.w13, nullptr, a, false, norm_first(n));  // (B, 2F)
-    ops::linear(a, w.w2, nullptr, x, /*accumulate=*/true, gate_first(g));
+    ops::feed_forward(x, w.w13, w.w2, block_norm_eps_, {&n, &a, &g});  // (B, D)
   }
   for (const DecodeRow& r : rows) r.cache->set_length(r.cache->length() + 1);
 

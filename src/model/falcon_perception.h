@@ -120,7 +120,6 @@ class FalconPerceptionModel {
   Tensor stacked_to_device(const std::vector<const Tensor*>& parts) const;
   Tensor act(const Shape& shape) const { return Tensor::empty(shape, act_, device_); }
   ops::LinearPrologue norm_first(Tensor& scratch) const;
-  ops::LinearPrologue gate_first(Tensor& scratch) const;
 
   void run_decode_layers(DecodeGraph& g, KvPool& pool) const;
   // Prompt rows [start, total) of `p`, whose cache rows start at `base` (prefill and

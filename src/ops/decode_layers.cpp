@@ -3,6 +3,7 @@
 #include <string>
 
 #include "ops/dispatch.h"
+#include "ops/feed_forward.h"
 #include "ops/linear.h"
 #include "ops/paged_attention.h"
 #include "ops/paged_attention_qkv.h"
@@ -67,7 +68,6 @@ void decode_layers(Tensor& x, const std::vector<DecodeLayer>& layers, const Tens
 #endif
   if (fused) return;
   const LinearPrologue norm{LinearPrologue::Kind::RmsNorm, eps, s.n};
-  const LinearPrologue gate{LinearPrologue::Kind::SquaredReluGate, 0.f, s.g};
   for (const DecodeLayer& l : layers) {
     const int64_t H = l.k_cache->dim(2), hd = l.k_cache->dim(3);
     // x += wo . attn(rope(norm(q)), rope(norm(k)), v); the rms_norm runs inside wqkv's product
@@ -76,8 +76,7 @@ void decode_layers(Tensor& x, const std::vector<DecodeLayer>& layers, const Tens
                         block_table, seq_lens, *l.sinks, *s.o);  // (B, H, hd)
     linear(s.o->reshape({B, H * hd}), *l.wo, nullptr, x, /*accumulate=*/true);
     // x += w2 . (relu(gate)^2 * up), gate and up from w13 . norm(x)
-    linear(x, *l.w13, nullptr, *s.a, false, norm);  // (B, 2F)
-    linear(*s.a, *l.w2, nullptr, x, /*accumulate=*/true, gate);
+    feed_forward(x, *l.w13, *l.w2, eps, {s.n, s.a, s.g});  // (B, D)
   }
 }
 

@@ -65,6 +65,23 @@ TEST(ImageCache, OtherImageAndEvictionStillCorrect) {
   EXPECT_EQ(comparable(cached->run(c)), comparable(fresh->run(c)));
 }
 
+// The cache is keyed on the file's bytes: the same picture in a file one byte longer (after
+// PNG's end chunk, which decoders ignore) is another entry, and answers as a fresh engine does.
+TEST(ImageCache, KeyedOnTheFileBytes) {
+  auto cached = load(2);
+  auto fresh = load(0);
+  const Request a = segmentation("the red circle", "shapes-200x120.png");
+  Request longer = segmentation("all the squares", "shapes-200x120.png");
+  longer.image_bytes.push_back('\0');
+  EXPECT_EQ(cached->run(a).cached_tokens, 0);
+  const Result other = cached->run(longer);
+  EXPECT_EQ(other.cached_tokens, 0);
+  EXPECT_EQ(comparable(other), comparable(fresh->run(longer)));
+  Request again = a;
+  again.query = "all the squares";
+  EXPECT_EQ(cached->run(again).cached_tokens, 46);
+}
+
 }  // namespace
 }  // namespace falcon
 
