@@ -944,14 +944,11 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
     bool ffn_fused = false;               // FeedForwardTuning::fused
     int ffn_chunk = 0, ffn_group = 0;     // FeedForwardTuning::chunk, group
     bool ffn_early_trigger = true;        // FeedForwardTuning::early_trigger
-    bool bulk = false;                    // AttentionTuning::decode_bulk_stage
   };
   const ops::cuda::DecodeLayersTuning pbase = ops::cuda::decode_layers_tuning();
   const ops::cuda::FeedForwardTuning fbase = ops::cuda::feed_forward_tuning();
   const Variant variants[] = {{"persistent kernel", -1, 0, true, -1, false, true, true},
                               {"defaults (op by op)", -1, 0, true},
-                              {"staging by bulk copies", -1, 0, true, -1, false, true, false, 2, 0, 0, false, 0, 0, true,
-                               true},
                               {"feed-forward in one kernel", -1, 0, true, -1, false, true, false, 2, 0, 0, true},
                               {"feed-forward in one kernel, 16 units", -1, 0, true, -1, false, true, false, 2, 0, 0, true, 16},
                               {"feed-forward in one kernel, late trigger", -1, 0, false, -1, false, true, false, 2, 0, 0, true,
@@ -966,7 +963,6 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
     t.decode_blocks_per_sm = v.per_sm;
     t.decode_fused_input = v.fused_input;
     t.decode_early_trigger = v.attention_early_trigger;
-    t.decode_bulk_stage = v.bulk;
     ds.separate_input_stage = v.separate_via_host;
     ops::cuda::set_attention_tuning(t);
     ops::cuda::LinearTuning lt = lbase;
@@ -1000,12 +996,6 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
   ops::cuda::set_decode_layers_tuning(op_by_op);
   std::printf("op by op:\n");
   print_timeline(ds);
-  ops::cuda::AttentionTuning bulk = base;
-  bulk.decode_bulk_stage = true;
-  ops::cuda::set_attention_tuning(bulk);
-  std::printf("op by op, staging by bulk copies:\n");
-  print_timeline(ds);
-  ops::cuda::set_attention_tuning(base);
   ops::cuda::FeedForwardTuning one = fbase;
   one.fused = true;
   ops::cuda::set_feed_forward_tuning(one);

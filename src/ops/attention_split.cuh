@@ -22,7 +22,6 @@
 
 #include <cooperative_groups.h>
 
-#include "ops/bulk_copy_cuda.cuh"
 #include "ops/cuda_common.cuh"
 #include "ops/cuda_tuning.h"
 #include "ops/rope_angles.cuh"
@@ -385,10 +384,6 @@ struct DecodeParams {
   // The whole split in shared memory (stages >= its steps), copied before the wait but for each
   // row's newest key: only for paged keys, whose kernel before writes nothing else.
   bool stage_all;
-  // stage_all by bulk copies: each present key's HB key rows and its value row, as they lie in
-  // the pools, by two copies from one lane of its lane group, on one mbarrier (instead of 16-byte
-  // cp.asyncs from every thread). Shared memory then holds the split key by key.
-  bool bulk;
   // The kernel after may launch at this one's start (its blocks load their weights while these
   // copy keys), or only once every block is past its key loop.
   bool early_trigger;
@@ -561,16 +556,6 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
   const int64_t kstride = int64_t(H) * HD, vstride = int64_t(p.K) * HD;
 
   uint32_t okbits = 0;  // bit stage * U + u: key u of the step held by that stage exists
-  // Where this thread's chunks of key u of `stage` live: its chunk i of row `part` (0 .. HB - 1
-  // the heads' keys, HB the value) at slot(stage, u)[(part * LC + i) * cs]. The ring: [stage]
-  // [slot][thread], each thread's slots its own. Bulk staging: [key of the split][HB + 1 rows],
-  // the key's rows as in the pools.
-  const bool bulk = p.stage_all && p.bulk;
-  const int cs = bulk ? 8 : nt;
-  const auto slot = [&](int stage, int u) -> uint4* {
-    return bulk ? ring + int64_t((stage * step + grp * U + u) * (HB + 1) * LC) * 8 + gl
-                : ring + int64_t(stage * SLOTS + u * (HB + 1) * LC) * nt + tid;
-  };
   // Copies (the chunks this thread reads of) key j, table row r (< 0: missing, zero-filled, so
   // its value row adds 0, never NaN) into slot u of `stage`.
   const auto copy_key = [&](int64_t r, int stage, int u) {
@@ -578,14 +563,14 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
     const T* kp = ok ? p.k + r * kstride + int64_t(h0) * HD : p.k;
     const T* vp = ok ? p.v + r * vstride + int64_t(kvh) * HD : p.v;
     const int bytes = ok ? 16 : 0;
-    uint4* dst = slot(stage, u);
+    uint4* dst = ring + int64_t(stage * SLOTS + u * (HB + 1) * LC) * nt + tid;
 #pragma unroll
     for (int hh = 0; hh < HB; ++hh) {
 #pragma unroll
-      for (int i = 0; i < LC; ++i) decode_cp_async16(dst + (hh * LC + i) * cs, kp + hh * HD + (gl + 8 * i) * E, bytes);
+      for (int i = 0; i < LC; ++i) decode_cp_async16(dst + (hh * LC + i) * nt, kp + hh * HD + (gl + 8 * i) * E, bytes);
     }
 #pragma unroll
-    for (int i = 0; i < LC; ++i) decode_cp_async16(dst + (HB * LC + i) * cs, vp + (gl + 8 * i) * E, bytes);
+    for (int i = 0; i < LC; ++i) decode_cp_async16(dst + (HB * LC + i) * nt, vp + (gl + 8 * i) * E, bytes);
   };
   // QKV: the newest key (normalised, rotated for each of the HB heads) and value, as the
   // chunks of the lane group whose ring slot takes that key, lane gl's at [i][gl] (shared
@@ -593,9 +578,9 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
   __shared__ uint4 newest_kv[QKV ? (HB + 1) * LC : 1][8];
   const auto put_newest = [&](int stage, int u) {
     if constexpr (QKV) {
-      uint4* dst = slot(stage, u);
+      uint4* dst = ring + int64_t(stage * SLOTS + u * (HB + 1) * LC) * nt + tid;
 #pragma unroll
-      for (int i = 0; i < (HB + 1) * LC; ++i) dst[i * cs] = newest_kv[i][gl];
+      for (int i = 0; i < (HB + 1) * LC; ++i) dst[i * nt] = newest_kv[i][gl];
     }
   };
   // Step `it` of the split into `stage`; key `defer` is marked present but not copied (QKV,
@@ -619,44 +604,7 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
   // writing (qk_norm_rope_paged), or the one this kernel writes (QKV); every other key was
   // written by earlier steps.
   const int newest = n - 1;
-  __shared__ __align__(8) uint64_t staged;  // bulk: the split's copies land on it
-  if (bulk) {
-    // The group's missing keys zero-filled by its lanes; its present keys but the newest by
-    // lane 0's bulk copies, whose bytes it announces first.
-    if (tid == 0) mbarrier_init(&staged, unsigned(nt / 8));
-    __syncthreads();
-    constexpr unsigned kRow = HD * sizeof(T);
-    unsigned bytes = 0;
-    for (int it = 0; it < iters; ++it) {
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int j = c0 + it * step + grp * U + u;
-        const int64_t r = j < c1 ? keys.key_row(row, j) : -1;
-        const uint32_t bit = 1u << (it * U + u);
-        okbits = r >= 0 ? (okbits | bit) : (okbits & ~bit);
-        if (r < 0) {
-          copy_key(r, it, u);
-        } else if (j != newest) {
-          bytes += (HB + 1) * kRow;
-        }
-      }
-    }
-    if (gl == 0) {
-      mbarrier_arrive_expect_bytes(&staged, bytes);
-      for (int it = 0; it < iters; ++it) {
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-          const int j = c0 + it * step + grp * U + u;
-          const int64_t r = j < c1 ? keys.key_row(row, j) : -1;
-          if (r < 0 || j == newest) continue;
-          uint4* dst = slot(it, u);
-          bulk_copy_to_shared(dst, p.k + r * kstride + int64_t(h0) * HD, HB * kRow, &staged);
-          bulk_copy_to_shared(dst + HB * LC * 8, p.v + r * vstride + int64_t(kvh) * HD, kRow, &staged);
-        }
-      }
-    }
-    decode_cp_async_commit();
-  } else if (p.stage_all) {
+  if (p.stage_all) {
     // The whole split (S >= iters stages) is copied into shared memory before the wait, all
     // but the newest key: after it only q, that key and the arithmetic are left.
     for (int it = 0; it < iters; ++it) issue(it, it, newest, false);
@@ -791,10 +739,7 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
   int stage = 0;
   for (int it = 0; it < iters; ++it) {
     if (p.stage_all) {
-      if (it == 0) {
-        decode_cp_async_wait(0);  // every copy of this thread has landed
-        if (bulk) mbarrier_wait(&staged, 0);  // and the group's bulk copies
-      }
+      if (it == 0) decode_cp_async_wait(0);  // every copy of this thread has landed
     } else {
       // Refill the stage computed last step (this thread read it: its loads are done).
       if (it + S - 1 < iters) issue(it + S - 1, in_stage, defer, true);
@@ -803,17 +748,17 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
       decode_cp_async_wait(S - 1);  // this thread's copies for step `it` have landed
     }
 
+    const uint4* src = ring + int64_t(stage * SLOTS) * nt + tid;
     float s[HB][U], vf[U][D];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const uint4* src = slot(stage, u);
 #pragma unroll
       for (int hh = 0; hh < HB; ++hh) {
         float d0 = 0.f, d1 = 0.f;  // two chains: the FMA latency, not its throughput, bounds one
 #pragma unroll
         for (int i = 0; i < LC; ++i) {
           float f[E];
-          unpack16<T>(src[(hh * LC + i) * cs], f);
+          unpack16<T>(src[((u * (HB + 1) + hh) * LC + i) * nt], f);
 #pragma unroll
           for (int e = 0; e < E; e += 2) {
             d0 = fmaf(qv[hh][i * E + e], f[e], d0);
@@ -825,7 +770,7 @@ __global__ void __launch_bounds__(kDecodeMaxWarps * 32) decode_attention_kernel(
 #pragma unroll
       for (int i = 0; i < LC; ++i) {
         float f[E];
-        unpack16<T>(src[(HB * LC + i) * cs], f);
+        unpack16<T>(src[((u * (HB + 1) + HB) * LC + i) * nt], f);
 #pragma unroll
         for (int e = 0; e < E; ++e) vf[u][i * E + e] = f[e];
       }
@@ -1126,7 +1071,6 @@ bool launch_decode(DecodeParams<T> p, Keys keys, int rows, int64_t max_keys, boo
   p.splits = int(splits);
   const int all = all_stages(splits);
   p.stage_all = all > 0;
-  p.bulk = p.stage_all && t.decode_bulk_stage;
   if (QKV && p.stage_all && !qkv_staged) return false;
   if (p.stage_all) {
     p.prefetch = false;

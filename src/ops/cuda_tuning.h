@@ -41,10 +41,6 @@ struct AttentionTuning {
   // Few paged rows under decode_pdl: each block copies its whole split of keys and values into
   // shared memory before it waits (all but the row's newest key), where the split fits. -1: on; 0: off.
   int decode_stage_all = -1;
-  // The whole-split staging by bulk copies (two per key, from one lane of each lane group, on an
-  // mbarrier) instead of 16-byte cp.asyncs from every thread. Off: measured 1-3 % slower on the
-  // H100 (the copies' DRAM time, not their issue, bounds the staging: docs/cuda.md, Phase 9).
-  bool decode_bulk_stage = false;
   // paged_attention_qkv: the decode kernel with the input stage folded in (1), the input-stage
   // kernel then the attention (0), or -1: folded in where the keys stream through the ring,
   // separate where whole splits are staged (the measured best of each).

@@ -189,13 +189,10 @@ TEST_P(PagedAttentionQkvTest, EveryCudaVariantMatches) {
     int stage_all, per_sm, warps;
     bool pairs;
     bool early_trigger = true;
-    bool bulk = false;  // whole-split staging by bulk copies, or by every thread's cp.asyncs
   };
   const Variant variants[] = {{"two kernels", 0, true, -1, 0, 0, true},
                               {"two kernels, wo launched after the keys", 0, true, -1, 0, 0, true, false},
                               {"two kernels, ring", 0, true, 0, 0, 0, true},
-                              {"two kernels, staged by bulk copies", 0, true, -1, 0, 0, true, true, true},
-                              {"fused, staged by bulk copies", 1, true, -1, 0, 0, true, true, true},
                               {"split kernel", 1, false, -1, 0, 0, true},
                               {"fused, staged", 1, true, -1, 0, 0, true},
                               {"fused, ring", 1, true, 0, 0, 0, true},
@@ -214,7 +211,6 @@ TEST_P(PagedAttentionQkvTest, EveryCudaVariantMatches) {
     t.decode_warps = v.warps;
     t.decode_pairs = v.pairs;
     t.decode_early_trigger = v.early_trigger;
-    t.decode_bulk_stage = v.bulk;
     ops::cuda::set_attention_tuning(t);
     for (const DType dtype : {DType::F32, DType::BF16}) {
       for (size_t i = 0; i < 4; ++i) expect_case(dev, dtype, all[i], seed += 100, v.name);
