@@ -895,7 +895,8 @@ void print_feed_forward_trace(DecodeStep& ds) {
   for (int k = 0; k < 6; ++k) {
     std::vector<double> v;
     for (int b = 0; b < blocks; ++b) {
-      if (h[size_t(8 * b + k)] != 0) v.push_back(double(h[size_t(8 * b + k)] - t0) / 1e3);
+      // Marks 3-5 exist only in some blocks; older ones are earlier layers' (before t0).
+      if (h[size_t(8 * b + k)] >= t0) v.push_back(double(h[size_t(8 * b + k)] - t0) / 1e3);
     }
     if (v.empty()) continue;
     std::sort(v.begin(), v.end());

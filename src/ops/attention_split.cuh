@@ -420,30 +420,6 @@ __device__ __forceinline__ void decode_cp_async_wait(int n) {
   }
 }
 
-// 16 bytes of T as floats.
-template <typename T>
-__device__ __forceinline__ void unpack16(const uint4& r, float (&f)[16 / sizeof(T)]) {
-  const uint32_t w[4] = {r.x, r.y, r.z, r.w};
-  if constexpr (sizeof(T) == 4) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) f[i] = __uint_as_float(w[i]);
-  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    // bf16 -> f32 is a shift: element 2i sits in the low half of word i.
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      f[2 * i] = __uint_as_float(w[i] << 16);
-      f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 x = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
-      f[2 * i] = x.x;
-      f[2 * i + 1] = x.y;
-    }
-  }
-}
-
 template <typename T, int HD, int HB>
 struct DecodeShape {
   static constexpr int E = 16 / int(sizeof(T));            // elements per 16-byte chunk
@@ -453,27 +429,6 @@ struct DecodeShape {
   static constexpr int SLOTS = U * (HB + 1) * LC;          // 16-byte ring slots per thread per stage
   static_assert(LC >= 1 && HD * int(sizeof(T)) % 128 == 0, "a head row must split into 8 lanes of whole chunks");
 };
-
-// 16 bytes of T from floats (rounded to nearest).
-template <typename T>
-__device__ __forceinline__ uint4 pack16(const float (&f)[16 / sizeof(T)]) {
-  uint32_t w[4];
-  if constexpr (sizeof(T) == 4) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) w[i] = __float_as_uint(f[i]);
-  } else {
-    const auto bits = [](float x) -> uint32_t {
-      if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-        return __bfloat16_as_ushort(__float2bfloat16_rn(x));
-      } else {
-        return __half_as_ushort(__float2half_rn(x));
-      }
-    };
-#pragma unroll
-    for (int i = 0; i < 4; ++i) w[i] = bits(f[2 * i]) | (bits(f[2 * i + 1]) << 16);
-  }
-  return make_uint4(w[0], w[1], w[2], w[3]);
-}
 
 // RMS-normalises one head held by a lane group (8 lanes; lane gl holds the 16-byte chunks
 // gl + 8i of the row; mask: the lanes taking part), rotates it with the (cos, sin) table `rope`

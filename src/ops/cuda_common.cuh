@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -76,6 +77,70 @@ __device__ __forceinline__ void store_f32(T* p, const float (&in)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) pk.v[i] = from_f32<T>(in[i]);
   *reinterpret_cast<Pack<T, N>*>(p) = pk;
+}
+
+// Weights: read once, never written in a launch: no L1 allocation.
+__device__ __forceinline__ uint4 ld_weights(const void* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+
+// v as the bf16 store would leave it.
+__device__ __forceinline__ float bf16_round(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
+// 16 bytes of T as floats.
+template <typename T>
+__device__ __forceinline__ void unpack16(const uint4& r, float (&f)[16 / sizeof(T)]) {
+  const uint32_t w[4] = {r.x, r.y, r.z, r.w};
+  if constexpr (sizeof(T) == 4) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) f[i] = __uint_as_float(w[i]);
+  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    // bf16 -> f32 is a shift: element 2i sits in the low half of word i.
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      f[2 * i] = __uint_as_float(w[i] << 16);
+      f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 x = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+      f[2 * i] = x.x;
+      f[2 * i + 1] = x.y;
+    }
+  }
+}
+
+// 16 bytes of T from floats (rounded to nearest).
+template <typename T>
+__device__ __forceinline__ uint4 pack16(const float (&f)[16 / sizeof(T)]) {
+  uint32_t w[4];
+  if constexpr (sizeof(T) == 4) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = __float_as_uint(f[i]);
+  } else {
+    const auto bits = [](float x) -> uint32_t {
+      if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+        return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+      } else {
+        return __half_as_ushort(__float2half_rn(x));
+      }
+    };
+#pragma unroll
+    for (int i = 0; i < 4; ++i) w[i] = bits(f[2 * i]) | (bits(f[2 * i + 1]) << 16);
+  }
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// The GPU's global nanosecond clock (the kernels' optional traces).
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+  return t;
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -116,26 +116,9 @@ __device__ __forceinline__ void grid_wait(const unsigned* count, unsigned target
   __syncthreads();
 }
 
-__device__ __forceinline__ unsigned long long global_ns() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
-  return t;
-}
 
 // ---- loads -------------------------------------------------------------------------------------
 
-// Weights: read once, never written in a launch: no L1 allocation.
-__device__ __forceinline__ uint4 ld_weights(const bf16* p) {
-  uint4 r;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "l"(p));
-  return r;
-}
-
-__device__ __forceinline__ float bf16_round(float v) {
-  return __bfloat162float(__float2bfloat16_rn(v));
-}
 
 // ---- the products ------------------------------------------------------------------------------
 
@@ -215,7 +198,7 @@ __device__ __forceinline__ void gemv_slice(const Slice& s, const uint4 (&pf)[kPr
       for (int i = 0; i < 8; ++i) xv[i] = bf16_round(xv[i] * inv);
     }
     float wv[8];
-    attn::unpack16<bf16>(wq, wv);
+    unpack16<bf16>(wq, wv);
 #pragma unroll
     for (int i = 0; i < 8; ++i) acc = fmaf(wv[i], xv[i], acc);
   };
@@ -256,7 +239,7 @@ __device__ __forceinline__ void stage_input(const bf16* src, int n, float* xs, f
   for (int i = tid * 8; i < n; i += kThreads * 8) {
     const uint4 r = __ldcg(reinterpret_cast<const uint4*>(src + i));
     float f[8];
-    attn::unpack16<bf16>(r, f);
+    unpack16<bf16>(r, f);
     *reinterpret_cast<float4*>(xs + i) = make_float4(f[0], f[1], f[2], f[3]);
     *reinterpret_cast<float4*>(xs + i + 4) = make_float4(f[4], f[5], f[6], f[7]);
     if constexpr (SS) {
@@ -426,7 +409,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
             for (int i = 0; i < LC; ++i) {
               float f[E];
-              attn::unpack16<bf16>(__ldcg(reinterpret_cast<const uint4*>(kin + (gl + 8 * i) * E)),
+              unpack16<bf16>(__ldcg(reinterpret_cast<const uint4*>(kin + (gl + 8 * i) * E)),
                                    f);
 #pragma unroll
               for (int e = 0; e < E; ++e) v[i * E + e] = f[e];
@@ -437,7 +420,7 @@ __global__ void __launch_bounds__(kThreads, 1)
               float f[E];
 #pragma unroll
               for (int e = 0; e < E; ++e) f[e] = v[i * E + e];
-              const uint4 packed = attn::pack16<bf16>(f);
+              const uint4 packed = pack16<bf16>(f);
               newest_kv[hh * RC + gl + 8 * i] = packed;
               if (row >= 0)
                 *reinterpret_cast<uint4*>(L.k + (row * H + g * G + hh) * HD + (gl + 8 * i) * E) =
@@ -463,7 +446,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
         for (int i = 0; i < LC; ++i) {
           float f[E];
-          attn::unpack16<bf16>(__ldcg(reinterpret_cast<const uint4*>(qp + (gl + 8 * i) * E)), f);
+          unpack16<bf16>(__ldcg(reinterpret_cast<const uint4*>(qp + (gl + 8 * i) * E)), f);
 #pragma unroll
           for (int e = 0; e < E; ++e) qv[hh][i * E + e] = f[e];
         }
@@ -503,7 +486,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
             for (int i = 0; i < LC; ++i) {
               float f[E];
-              attn::unpack16<bf16>(src[hh * RC + gl + 8 * i], f);
+              unpack16<bf16>(src[hh * RC + gl + 8 * i], f);
 #pragma unroll
               for (int e = 0; e < E; e += 2) {
                 d0 = fmaf(qv[hh][i * E + e], f[e], d0);
@@ -515,7 +498,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
           for (int i = 0; i < LC; ++i) {
             float f[E];
-            attn::unpack16<bf16>(src[G * RC + gl + 8 * i], f);
+            unpack16<bf16>(src[G * RC + gl + 8 * i], f);
 #pragma unroll
             for (int e = 0; e < E; ++e) vf[i * E + e] = f[e];
           }

@@ -32,29 +32,6 @@ constexpr int kTraceMarks = 8;
 FeedForwardTuning g_tuning;
 std::mutex g_tuning_mu;
 
-// Weights: read once, never written in a launch: no L1 allocation.
-__device__ __forceinline__ uint4 ld_weights(const bf16* p) {
-  uint4 r;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "l"(p));
-  return r;
-}
-
-__device__ __forceinline__ float bf16_round(float v) {
-  return __bfloat162float(__float2bfloat16_rn(v));
-}
-
-__device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
-  const auto* h = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 v = __bfloat1622float2(h[i]);
-    f[2 * i] = v.x;
-    f[2 * i + 1] = v.y;
-  }
-}
-
 // v[0] + v[stride] + ... + v[(n - 1) stride] in that order, from L2 (written by other blocks in
 // this launch). The loads of a round of 16 are all issued before the first add: summed as they
 // arrive, each would wait for the one before (n round trips instead of n / 16).
@@ -73,6 +50,21 @@ __device__ __forceinline__ float ordered_sum(const float* v, int stride, int n) 
   return sum;
 }
 
+// Counts the block in on `counter` once every thread's writes are visible; true in the block
+// that arrives as the last of `arrivals`, which also sets the counter back to zero (everyone has
+// counted in), so the next launch starts from zero. `last` is the block's shared flag.
+__device__ __forceinline__ bool count_in_last(unsigned* counter, int arrivals, unsigned& last) {
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(counter, 1u) == unsigned(arrivals - 1);
+    if (last) *counter = 0;
+  }
+  __syncthreads();
+  if (last) __threadfence();  // then read what the others wrote
+  return last;
+}
+
 struct Params {
   bf16* x;          // [D], read, then x += the down product
   const bf16* w13;  // [2F, D]
@@ -89,9 +81,7 @@ struct Params {
 
 __device__ __forceinline__ void mark(const Params& p, int k) {
   if (p.trace && threadIdx.x == 0) {
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
-    p.trace[blockIdx.x * kTraceMarks + k] = t;
+    p.trace[blockIdx.x * kTraceMarks + k] = global_ns();
   }
 }
 
@@ -159,8 +149,8 @@ __global__ void __launch_bounds__(kThreads) feed_forward_kernel(Params p) {
 #pragma unroll
     for (int s = 0; s < R; ++s) {
       float wg[8], wu[8];
-      unpack8(*reinterpret_cast<const uint4*>(w13s + (2 * j) * D + lane * 8 + 256 * s), wg);
-      unpack8(*reinterpret_cast<const uint4*>(w13s + (2 * j + 1) * D + lane * 8 + 256 * s), wu);
+      unpack16<bf16>(*reinterpret_cast<const uint4*>(w13s + (2 * j) * D + lane * 8 + 256 * s), wg);
+      unpack16<bf16>(*reinterpret_cast<const uint4*>(w13s + (2 * j + 1) * D + lane * 8 + 256 * s), wu);
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
         dg = fmaf(wg[e], n[s][e], dg);
@@ -184,7 +174,7 @@ __global__ void __launch_bounds__(kThreads) feed_forward_kernel(Params p) {
 #pragma unroll
     for (int c = 0; c < CV; ++c) {
       float w[8];
-      unpack8(w2r[i][c], w);
+      unpack16<bf16>(w2r[i][c], w);
 #pragma unroll
       for (int e = 0; e < 8; ++e) acc = fmaf(w[e], gate[8 * c + e], acc);
     }
@@ -195,33 +185,23 @@ __global__ void __launch_bounds__(kThreads) feed_forward_kernel(Params p) {
   const int groups = (int(gridDim.x) + p.group - 1) / p.group;
   const int grp = int(blockIdx.x) / p.group;
   const int first = grp * p.group, members = min(p.group, int(gridDim.x) - first);
-  __threadfence();
-  __syncthreads();
-  if (t == 0) last = atomicAdd(&p.count[grp], 1u) == unsigned(members - 1);
-  __syncthreads();
+  const bool group_last = count_in_last(&p.count[grp], members, last);
   mark(p, 3);
-  if (!last) return;
-  __threadfence();
+  if (!group_last) return;
 #pragma unroll
   for (int i = 0; i < R; ++i) {
     p.groups[grp * D + t + 256 * i] =
         ordered_sum(p.partials + int64_t(first) * D + t + 256 * i, D, members);
   }
-  if (t == 0) p.count[grp] = 0;  // every member has counted itself in
-  __threadfence();
-  __syncthreads();
-  if (t == 0) last = atomicAdd(&p.count[groups], 1u) == unsigned(groups - 1);
-  __syncthreads();
+  const bool all_last = count_in_last(&p.count[groups], groups, last);
   mark(p, 4);
-  if (!last) return;
-  __threadfence();
+  if (!all_last) return;
 #pragma unroll
   for (int i = 0; i < R; ++i) {
     const float sum = ordered_sum(p.groups + t + 256 * i, D, groups);
     bf16* xo = p.x + t + 256 * i;
     *xo = __float2bfloat16_rn(__bfloat162float(*xo) + sum);
   }
-  if (t == 0) p.count[groups] = 0;
   mark(p, 5);
 }
 
