@@ -1,8 +1,8 @@
 // CUDA forward-pass ops at the real model's shapes, timed with CUDA events (docs/cuda.md).
 //
 //   cuda_ops_bench [--quick] [prefill|decode|decode-sweep|decode-series|small|linear|q8|q4|decode-ops|
-//                   decode-variants|stack ...]   (default: all sections but decode-sweep, decode-series
-//                   and decode-variants)
+//                   decode-variants|decode-gemv|stack ...]   (default: all sections but decode-sweep,
+//                   decode-series, decode-variants and decode-gemv)
 //
 // Tables: prefill attention (S = 3,095, image block of 3,077 = cls + 4 registers + 3,072
 // patches; TFLOP/s over the visible pairs), linear at the 0.6B shapes (M = 3,095 in TFLOP/s;
@@ -1019,6 +1019,34 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
   }
 }
 
+// Whole decode steps with the down product's gated inputs staged per block or computed in every
+// warp (LinearTuning::gemv_stage_gate); three rounds, so that the spread shows; then timelines.
+void bench_decode_gemv(const Dims& d, int64_t T, bool timeline) {
+  std::printf("\n== %s: decode step, the gate staged per block or per warp (graph), T = %lld ==\n", d.name,
+              (long long)T);
+  DecodeStep ds(d, T, DType::BF16);
+  const ops::cuda::LinearTuning base = ops::cuda::linear_tuning();
+  const auto set = [&](bool staged) {
+    ops::cuda::LinearTuning t = base;
+    t.gemv_stage_gate = staged;
+    ops::cuda::set_linear_tuning(t);
+  };
+  for (int round = 0; round < 3; ++round) {
+    for (const bool staged : {false, true}) {
+      set(staged);
+      std::printf("BF16 gate %-33s %.3f ms\n", staged ? "staged per block" : "in every warp", ds.step_ms());
+    }
+  }
+  if (timeline) {
+    for (const bool staged : {false, true}) {
+      set(staged);
+      std::printf("gate %s:\n", staged ? "staged per block" : "in every warp");
+      print_timeline(ds);
+    }
+  }
+  ops::cuda::set_linear_tuning(base);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1058,6 +1086,11 @@ int main(int argc, char** argv) {
       std::vector<LayerWeights> layers = make_layers(d, DType::Q4, int(d.layers));
       Tensor out_w = ops::prepare_linear_weight(random_cpu({kVocab, d.D}, 92, -0.05f, 0.05f), DType::Q4, Device::CUDA);
       bench_linear(layers, out_w, d, "Q4");
+    }
+    if (named("decode-gemv")) {
+      bench_decode_gemv(kPerception, 3100, true);
+      bench_decode_gemv(kPerception, 1230, false);
+      bench_decode_gemv(kOcr, 3100, false);
     }
     if (named("decode-variants")) {
       bench_decode_variants(kPerception, 3100, true);

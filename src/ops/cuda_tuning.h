@@ -57,6 +57,9 @@ struct LinearTuning {
   // The GEMVs let the next kernel launch at their start (true: its blocks can load their weights
   // during this one's wait) or only once their own input is ready (false).
   bool gemv_early_trigger = true;
+  // The GEMV with the squared-ReLU gate folded in (the down product) computes each block's gated
+  // inputs once, into shared memory (true), or in every warp (false).
+  bool gemv_stage_gate = true;
   // Products of at least this many rows whose weights cuBLASLt cannot read (Q8, Q4; F16/BF16
   // against F32 activations) expand the weights, a chunk of rows at a time, to the activation
   // dtype in a scratch buffer and run cuBLASLt on that; fewer rows use the dequantising

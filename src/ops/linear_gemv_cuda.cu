@@ -51,27 +51,47 @@ __device__ __forceinline__ void input8(const bf16* x, int64_t row_stride, int m,
 // before pdl_wait() (the weights do not depend on the kernel before: their DRAM latency overlaps
 // its tail, and all of the row's loads are in flight at once). PRE == 0: the row streams,
 // kSteps loads in flight, its first lines prefetched towards L2 before the wait.
+//
+// staged (the gate, when the launch gives it ROWS * K bf16 of shared memory): the block computes
+// the K gated inputs of each row once, into shared memory, and its warps read them from there.
+// Each warp computing all K of them itself (the squared ReLU, the product and two roundings per
+// input) made the down product's warps issue ~3x the instructions, with 156 registers leaving
+// 2 warps per scheduler to hide them (Nsight Compute, docs/cuda.md Phase 10).
 template <Transform T, int ROWS, int PRE>
 __global__ void __launch_bounds__(kWarps * 32)
     fused_gemv_kernel(const bf16* x, int64_t row_stride, const bf16* w, const float* bias, bf16* y, int64_t N,
-                      int64_t K, bool accumulate, float eps, bool early_trigger) {
+                      int64_t K, bool accumulate, float eps, bool early_trigger, bool staged) {
   if (early_trigger) pdl_allow_dependents();
   const int64_t n = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
-  if (n >= N) return;
+  const bool active = n < N;  // (no early return: every warp takes part in the staging)
   const int lane = threadIdx.x % 32;
-  const bf16* wr = w + n * K;
+  const bf16* wr = w + (active ? n : 0) * K;
   Pack<bf16, 8> pre[PRE > 0 ? PRE : 1];
   if constexpr (PRE > 0) {
 #pragma unroll
     for (int st = 0; st < PRE; ++st) {
       const int64_t k = int64_t(lane) * 8 + st * 256;
-      if (k < K) pre[st] = *reinterpret_cast<const Pack<bf16, 8>*>(wr + k);
+      if (active && k < K) pre[st] = *reinterpret_cast<const Pack<bf16, 8>*>(wr + k);
     }
   } else {
-    if (int64_t(lane) * 64 < K) prefetch_l2(wr + lane * 64);
+    if (active && int64_t(lane) * 64 < K) prefetch_l2(wr + lane * 64);
   }
   pdl_wait();
   if (!early_trigger) pdl_allow_dependents();
+  extern __shared__ __align__(16) unsigned char gemv_smem[];
+  bf16* xs = reinterpret_cast<bf16*>(gemv_smem);  // staged: [ROWS][K] gated inputs
+  if (T == Transform::Gate && staged) {
+    for (int64_t k = int64_t(threadIdx.x) * 8; k < K; k += kWarps * 32 * 8) {
+#pragma unroll
+      for (int m = 0; m < ROWS; ++m) {
+        float g[8];
+        input8<T>(x, row_stride, m, k, 1.f, g);
+        store_f32<bf16, 8>(xs + m * K + k, g);
+      }
+    }
+    __syncthreads();
+  }
+  if (!active) return;
   float inv[ROWS];
 #pragma unroll
   for (int m = 0; m < ROWS; ++m) {
@@ -97,7 +117,11 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int m = 0; m < ROWS; ++m) {
       float xv[8];
-      input8<T>(x, row_stride, m, k, inv[m], xv);
+      if (T == Transform::Gate && staged) {
+        load_f32<bf16, 8>(xs + m * K + k, xv);
+      } else {
+        input8<T>(x, row_stride, m, k, inv[m], xv);
+      }
 #pragma unroll
       for (int i = 0; i < 8; ++i) s[m] = fmaf(wv[i], xv[i], s[m]);
     }
@@ -145,9 +169,12 @@ void launch(const bf16* x, int64_t row_stride, const bf16* w, const float* bias,
             bool accumulate, float eps) {
   const unsigned blocks = unsigned((N + kWarps - 1) / kWarps);
   const int64_t steps = (K + 255) / 256;
+  // The gate's inputs staged in shared memory where they fit the default 48 KB (K <= 6,144 at 4 rows).
+  const size_t smem = size_t(ROWS) * size_t(K) * sizeof(bf16);
+  const bool staged = T == Transform::Gate && linear_tuning().gemv_stage_gate && smem <= (48u << 10);
   const auto go = [&](auto kernel) {
-    launch_dependent(kernel, dim3(blocks), dim3(kWarps * 32), 0, x, row_stride, w, bias, y, N, K, accumulate, eps,
-                     linear_tuning().gemv_early_trigger);
+    launch_dependent(kernel, dim3(blocks), dim3(kWarps * 32), staged ? smem : 0, x, row_stride, w, bias, y, N, K,
+                     accumulate, eps, linear_tuning().gemv_early_trigger, staged);
   };
   if (steps <= 4) {
     go(fused_gemv_kernel<T, ROWS, 4>);

@@ -232,34 +232,42 @@ TEST_F(Bf16OpsTest, Linear) {
 }
 
 #ifdef FALCON_HAS_CUDA
-// Where the GEMVs let the next kernel launch (LinearTuning::gemv_early_trigger) changes no bit:
-// the plain GEMV on BF16 and Q4 weights and the fused one with each prologue.
+// Where the GEMVs let the next kernel launch (LinearTuning::gemv_early_trigger) and whether the
+// gate's inputs are staged per block (gemv_stage_gate) change no bit: the plain GEMV on BF16 and
+// Q4 weights and the fused one with each prologue.
 TEST_F(Bf16OpsTest, GemvTriggerPlacementKeepsResults) {
   const ops::cuda::LinearTuning saved = ops::cuda::linear_tuning();
   const int64_t m = 1, n = 1024, k = 3072;
   const Tensor x = to_bf16(test::random_tensor({m, 2 * k}, 501, -2, 2));
   const Tensor xk = to_bf16(test::random_tensor({m, k}, 502, -2, 2));
   const Tensor w = test::random_tensor({n, k}, 503, -0.1f, 0.1f);
-  std::vector<Tensor> results[2];
-  for (const bool early : {true, false}) {
+  // (early trigger, staged gate): the default, the late trigger, the gate in every warp.
+  const std::pair<bool, bool> settings[] = {{true, true}, {false, true}, {true, false}};
+  std::vector<Tensor> results[3];
+  for (int i = 0; i < 3; ++i) {
     ops::cuda::LinearTuning t = saved;
-    t.gemv_early_trigger = early;
+    t.gemv_early_trigger = settings[i].first;
+    t.gemv_stage_gate = settings[i].second;
     ops::cuda::set_linear_tuning(t);
     for (const DType wdt : {DType::BF16, DType::Q4}) {
       const Tensor wd = ops::prepare_linear_weight(w, wdt, dev);
       Tensor y = Tensor::zeros({m, n}, DType::BF16, dev), scratch = Tensor::empty({m, k}, DType::BF16, dev);
       ops::linear(xk, wd, nullptr, y, false);
-      results[early].push_back(test::to_cpu_f32(y));
+      results[i].push_back(test::to_cpu_f32(y));
       ops::linear(xk, wd, nullptr, y, true, {ops::LinearPrologue::Kind::RmsNorm, 1e-6f, &scratch});
-      results[early].push_back(test::to_cpu_f32(y));
+      results[i].push_back(test::to_cpu_f32(y));
       ops::linear(x, wd, nullptr, y, true, {ops::LinearPrologue::Kind::SquaredReluGate, 0.f, &scratch});
-      results[early].push_back(test::to_cpu_f32(y));
+      results[i].push_back(test::to_cpu_f32(y));
     }
   }
   ops::cuda::set_linear_tuning(saved);
-  ASSERT_EQ(results[0].size(), results[1].size());
+  for (int s = 1; s < 3; ++s) {
+    ASSERT_EQ(results[0].size(), results[s].size());
+    for (size_t i = 0; i < results[0].size(); ++i) {
+      EXPECT_EQ(test::max_abs_diff(results[0][i], results[s][i]), 0.0) << "setting " << s << ", product " << i;
+    }
+  }
   for (size_t i = 0; i < results[0].size(); ++i) {
-    EXPECT_EQ(test::max_abs_diff(results[0][i], results[1][i]), 0.0) << "product " << i;
     EXPECT_GT(test::max_abs_diff(results[0][i], Tensor::zeros({m, n}, DType::F32)), 0.0) << "product " << i;
   }
 }
