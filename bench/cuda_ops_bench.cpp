@@ -1019,28 +1019,33 @@ void bench_decode_variants(const Dims& d, int64_t T, bool quantized) {
   }
 }
 
-// Whole decode steps with the down product's gated inputs staged per block or computed in every
-// warp (LinearTuning::gemv_stage_gate); three rounds, so that the spread shows; then timelines.
+// Whole decode steps with the GEMVs' transformed inputs (the down product's gate, the norm of
+// wqkv and w13) staged per block or computed in every warp (LinearTuning::gemv_stage_gate,
+// gemv_stage_norm); three rounds, so that the spread shows; then timelines.
 void bench_decode_gemv(const Dims& d, int64_t T, bool timeline) {
   std::printf("\n== %s: decode step, the gate staged per block or per warp (graph), T = %lld ==\n", d.name,
               (long long)T);
   DecodeStep ds(d, T, DType::BF16);
   const ops::cuda::LinearTuning base = ops::cuda::linear_tuning();
-  const auto set = [&](bool staged) {
+  // (gate staged, norm staged)
+  const std::pair<bool, bool> settings[] = {{false, false}, {true, false}, {true, true}};
+  const char* names[] = {"gate and norm in every warp", "gate staged per block", "gate and norm staged per block"};
+  const auto set = [&](int i) {
     ops::cuda::LinearTuning t = base;
-    t.gemv_stage_gate = staged;
+    t.gemv_stage_gate = settings[i].first;
+    t.gemv_stage_norm = settings[i].second;
     ops::cuda::set_linear_tuning(t);
   };
   for (int round = 0; round < 3; ++round) {
-    for (const bool staged : {false, true}) {
-      set(staged);
-      std::printf("BF16 gate %-33s %.3f ms\n", staged ? "staged per block" : "in every warp", ds.step_ms());
+    for (int i = 0; i < 3; ++i) {
+      set(i);
+      std::printf("BF16 %-42s %.3f ms\n", names[i], ds.step_ms());
     }
   }
   if (timeline) {
-    for (const bool staged : {false, true}) {
-      set(staged);
-      std::printf("gate %s:\n", staged ? "staged per block" : "in every warp");
+    for (int i = 0; i < 3; ++i) {
+      set(i);
+      std::printf("%s:\n", names[i]);
       print_timeline(ds);
     }
   }

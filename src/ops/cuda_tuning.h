@@ -60,6 +60,9 @@ struct LinearTuning {
   // The GEMV with the squared-ReLU gate folded in (the down product) computes each block's gated
   // inputs once, into shared memory (true), or in every warp (false).
   bool gemv_stage_gate = true;
+  // The same for the rms_norm folded into the GEMV (wqkv, w13): one warp takes the row's norm, the
+  // block normalises the inputs once into shared memory (true), or every warp does both (false).
+  bool gemv_stage_norm = true;
   // Products of at least this many rows whose weights cuBLASLt cannot read (Q8, Q4; F16/BF16
   // against F32 activations) expand the weights, a chunk of rows at a time, to the activation
   // dtype in a scratch buffer and run cuBLASLt on that; fewer rows use the dequantising

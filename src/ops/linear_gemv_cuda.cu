@@ -52,11 +52,12 @@ __device__ __forceinline__ void input8(const bf16* x, int64_t row_stride, int m,
 // its tail, and all of the row's loads are in flight at once). PRE == 0: the row streams,
 // kSteps loads in flight, its first lines prefetched towards L2 before the wait.
 //
-// staged (the gate, when the launch gives it ROWS * K bf16 of shared memory): the block computes
-// the K gated inputs of each row once, into shared memory, and its warps read them from there.
-// Each warp computing all K of them itself (the squared ReLU, the product and two roundings per
-// input) made the down product's warps issue ~3x the instructions, with 156 registers leaving
-// 2 warps per scheduler to hide them (Nsight Compute, docs/cuda.md Phase 10).
+// staged (when the launch gives it ROWS * K bf16 of shared memory): the block computes the K
+// transformed inputs of each row once, into shared memory, and its warps read them from there
+// (the same arithmetic, so the same bits). Each warp computing all K of them itself (for the
+// gate a squared ReLU, a product and two roundings per input) made the down product's warps
+// issue ~3x the instructions, with 156 registers leaving 2 warps per scheduler to hide them
+// (Nsight Compute, docs/cuda.md Phase 10).
 template <Transform T, int ROWS, int PRE>
 __global__ void __launch_bounds__(kWarps * 32)
     fused_gemv_kernel(const bf16* x, int64_t row_stride, const bf16* w, const float* bias, bf16* y, int64_t N,
@@ -79,13 +80,32 @@ __global__ void __launch_bounds__(kWarps * 32)
   pdl_wait();
   if (!early_trigger) pdl_allow_dependents();
   extern __shared__ __align__(16) unsigned char gemv_smem[];
-  bf16* xs = reinterpret_cast<bf16*>(gemv_smem);  // staged: [ROWS][K] gated inputs
-  if (T == Transform::Gate && staged) {
+  bf16* xs = reinterpret_cast<bf16*>(gemv_smem);  // staged: [ROWS][K] transformed inputs
+  __shared__ float inv_s[ROWS];
+  if (staged) {
+    if constexpr (T == Transform::RmsNorm) {
+      // Warp 0 takes each row's sum of squares, in the order every warp takes it unstaged.
+      if (threadIdx.x < 32) {
+#pragma unroll
+        for (int m = 0; m < ROWS; ++m) {
+          float ss = 0.f;
+          for (int64_t k = int64_t(lane) * 8; k < K; k += 256) {
+            float v[8];
+            load_f32<bf16, 8>(x + m * row_stride + k, v);
+#pragma unroll
+            for (int i = 0; i < 8; ++i) ss += v[i] * v[i];
+          }
+          ss = warp_sum(ss);
+          if (lane == 0) inv_s[m] = 1.0f / sqrtf(ss / float(K) + eps);
+        }
+      }
+      __syncthreads();
+    }
     for (int64_t k = int64_t(threadIdx.x) * 8; k < K; k += kWarps * 32 * 8) {
 #pragma unroll
       for (int m = 0; m < ROWS; ++m) {
         float g[8];
-        input8<T>(x, row_stride, m, k, 1.f, g);
+        input8<T>(x, row_stride, m, k, T == Transform::RmsNorm ? inv_s[m] : 1.f, g);
         store_f32<bf16, 8>(xs + m * K + k, g);
       }
     }
@@ -96,9 +116,9 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int m = 0; m < ROWS; ++m) {
     inv[m] = 1.f;
-    if constexpr (T == Transform::RmsNorm) {
-      // Each warp takes the row's sum of squares itself (x is 2 KB, in L1 after the first
-      // warp): no shared memory, no block barrier. f32, IEEE sqrt and division, as rms_norm.
+    if (T == Transform::RmsNorm && !staged) {
+      // Unstaged, each warp takes the row's sum of squares itself (x is 2 KB, in L1 after the
+      // first warp). f32, IEEE sqrt and division, as rms_norm.
       float ss = 0.f;
       for (int64_t k = int64_t(lane) * 8; k < K; k += 256) {
         float v[8];
@@ -117,7 +137,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int m = 0; m < ROWS; ++m) {
       float xv[8];
-      if (T == Transform::Gate && staged) {
+      if (staged) {
         load_f32<bf16, 8>(xs + m * K + k, xv);
       } else {
         input8<T>(x, row_stride, m, k, inv[m], xv);
@@ -169,12 +189,14 @@ void launch(const bf16* x, int64_t row_stride, const bf16* w, const float* bias,
             bool accumulate, float eps) {
   const unsigned blocks = unsigned((N + kWarps - 1) / kWarps);
   const int64_t steps = (K + 255) / 256;
-  // The gate's inputs staged in shared memory where they fit the default 48 KB (K <= 6,144 at 4 rows).
+  // The transformed inputs staged in shared memory where they fit the default 48 KB (K <= 6,144
+  // at 4 rows).
   const size_t smem = size_t(ROWS) * size_t(K) * sizeof(bf16);
-  const bool staged = T == Transform::Gate && linear_tuning().gemv_stage_gate && smem <= (48u << 10);
+  const LinearTuning t = linear_tuning();
+  const bool staged = (T == Transform::Gate ? t.gemv_stage_gate : t.gemv_stage_norm) && smem <= (48u << 10);
   const auto go = [&](auto kernel) {
     launch_dependent(kernel, dim3(blocks), dim3(kWarps * 32), staged ? smem : 0, x, row_stride, w, bias, y, N, K,
-                     accumulate, eps, linear_tuning().gemv_early_trigger, staged);
+                     accumulate, eps, t.gemv_early_trigger, staged);
   };
   if (steps <= 4) {
     go(fused_gemv_kernel<T, ROWS, 4>);

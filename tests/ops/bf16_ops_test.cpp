@@ -233,21 +233,23 @@ TEST_F(Bf16OpsTest, Linear) {
 
 #ifdef FALCON_HAS_CUDA
 // Where the GEMVs let the next kernel launch (LinearTuning::gemv_early_trigger) and whether the
-// gate's inputs are staged per block (gemv_stage_gate) change no bit: the plain GEMV on BF16 and
-// Q4 weights and the fused one with each prologue.
+// transformed inputs are staged per block (gemv_stage_gate, gemv_stage_norm) change no bit: the
+// plain GEMV on BF16 and Q4 weights and the fused one with each prologue.
 TEST_F(Bf16OpsTest, GemvTriggerPlacementKeepsResults) {
   const ops::cuda::LinearTuning saved = ops::cuda::linear_tuning();
   const int64_t m = 1, n = 1024, k = 3072;
   const Tensor x = to_bf16(test::random_tensor({m, 2 * k}, 501, -2, 2));
   const Tensor xk = to_bf16(test::random_tensor({m, k}, 502, -2, 2));
   const Tensor w = test::random_tensor({n, k}, 503, -0.1f, 0.1f);
-  // (early trigger, staged gate): the default, the late trigger, the gate in every warp.
-  const std::pair<bool, bool> settings[] = {{true, true}, {false, true}, {true, false}};
-  std::vector<Tensor> results[3];
-  for (int i = 0; i < 3; ++i) {
+  // (early trigger, staged gate, staged norm): the late trigger, the gate in every warp, the
+  // norm staged per block, and each against the default.
+  const bool settings[][3] = {{true, true, false}, {false, true, false}, {true, false, false}, {true, true, true}};
+  std::vector<Tensor> results[4];
+  for (int i = 0; i < 4; ++i) {
     ops::cuda::LinearTuning t = saved;
-    t.gemv_early_trigger = settings[i].first;
-    t.gemv_stage_gate = settings[i].second;
+    t.gemv_early_trigger = settings[i][0];
+    t.gemv_stage_gate = settings[i][1];
+    t.gemv_stage_norm = settings[i][2];
     ops::cuda::set_linear_tuning(t);
     for (const DType wdt : {DType::BF16, DType::Q4}) {
       const Tensor wd = ops::prepare_linear_weight(w, wdt, dev);
@@ -261,7 +263,7 @@ TEST_F(Bf16OpsTest, GemvTriggerPlacementKeepsResults) {
     }
   }
   ops::cuda::set_linear_tuning(saved);
-  for (int s = 1; s < 3; ++s) {
+  for (int s = 1; s < 4; ++s) {
     ASSERT_EQ(results[0].size(), results[s].size());
     for (size_t i = 0; i < results[0].size(); ++i) {
       EXPECT_EQ(test::max_abs_diff(results[0][i], results[s][i]), 0.0) << "setting " << s << ", product " << i;
@@ -275,8 +277,26 @@ TEST_F(Bf16OpsTest, GemvTriggerPlacementKeepsResults) {
 
 // The decode GEMV with its input transform folded in (rms_norm before wqkv/w13, the squared-ReLU
 // gate before w2), at the model's shapes and at odd ones, against the CPU's unfused F32 pair on
-// the same rounded inputs; and against the unfused pair on the device.
+// the same rounded inputs; and against the unfused pair on the device. On CUDA also with the
+// transformed inputs computed in every warp and staged per block (LinearTuning::gemv_stage_*).
+void expect_linear_prologues(Device dev);
+
 TEST_F(Bf16OpsTest, LinearPrologues) {
+#ifdef FALCON_HAS_CUDA
+  const ops::cuda::LinearTuning saved = ops::cuda::linear_tuning();
+  for (const bool staged : {false, true}) {
+    ops::cuda::LinearTuning t = saved;
+    t.gemv_stage_gate = t.gemv_stage_norm = staged;
+    ops::cuda::set_linear_tuning(t);
+    expect_linear_prologues(dev);
+  }
+  ops::cuda::set_linear_tuning(saved);
+#else
+  expect_linear_prologues(dev);
+#endif
+}
+
+void expect_linear_prologues(Device dev) {
   struct Case {
     int64_t m, n, k;
     bool bias, accumulate;
