@@ -1027,23 +1027,25 @@ void bench_decode_gemv(const Dims& d, int64_t T, bool timeline) {
               (long long)T);
   DecodeStep ds(d, T, DType::BF16);
   const ops::cuda::LinearTuning base = ops::cuda::linear_tuning();
-  // (gate staged, norm staged)
-  const std::pair<bool, bool> settings[] = {{false, false}, {true, false}, {true, true}};
-  const char* names[] = {"gate and norm in every warp", "gate staged per block", "gate and norm staged per block"};
+  // (gate staged, norm staged, two blocks per SM for the down product)
+  const bool settings[][3] = {{false, false, false}, {true, false, false}, {true, true, false}, {true, true, true}};
+  const char* names[] = {"gate and norm in every warp", "gate staged per block", "gate and norm staged per block",
+                         "staged, down product 2 blocks per SM"};
   const auto set = [&](int i) {
     ops::cuda::LinearTuning t = base;
-    t.gemv_stage_gate = settings[i].first;
-    t.gemv_stage_norm = settings[i].second;
+    t.gemv_stage_gate = settings[i][0];
+    t.gemv_stage_norm = settings[i][1];
+    t.gemv_two_blocks = settings[i][2];
     ops::cuda::set_linear_tuning(t);
   };
   for (int round = 0; round < 3; ++round) {
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < 4; ++i) {
       set(i);
       std::printf("BF16 %-42s %.3f ms\n", names[i], ds.step_ms());
     }
   }
   if (timeline) {
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 2; i < 4; ++i) {
       set(i);
       std::printf("%s:\n", names[i]);
       print_timeline(ds);

@@ -63,6 +63,9 @@ struct LinearTuning {
   // The same for the rms_norm folded into the GEMV (wqkv, w13): one warp takes the row's norm, the
   // block normalises the inputs once into shared memory (true), or every warp does both (false).
   bool gemv_stage_norm = true;
+  // A one-row GEMV of 9-12 steps of 256 inputs (the down product) holds 12 steps of weights in
+  // registers and is compiled for two blocks per SM (true), or holds 16 steps at one block per SM.
+  bool gemv_two_blocks = true;
   // Products of at least this many rows whose weights cuBLASLt cannot read (Q8, Q4; F16/BF16
   // against F32 activations) expand the weights, a chunk of rows at a time, to the activation
   // dtype in a scratch buffer and run cuBLASLt on that; fewer rows use the dequantising

@@ -58,8 +58,9 @@ __device__ __forceinline__ void input8(const bf16* x, int64_t row_stride, int m,
 // gate a squared ReLU, a product and two roundings per input) made the down product's warps
 // issue ~3x the instructions, with 156 registers leaving 2 warps per scheduler to hide them
 // (Nsight Compute, docs/cuda.md Phase 10).
-template <Transform T, int ROWS, int PRE>
-__global__ void __launch_bounds__(kWarps * 32)
+// MINB: blocks per SM the registers must allow (2: at most 128 a thread).
+template <Transform T, int ROWS, int PRE, int MINB = 1>
+__global__ void __launch_bounds__(kWarps * 32, MINB)
     fused_gemv_kernel(const bf16* x, int64_t row_stride, const bf16* w, const float* bias, bf16* y, int64_t N,
                       int64_t K, bool accumulate, float eps, bool early_trigger, bool staged) {
   if (early_trigger) pdl_allow_dependents();
@@ -203,7 +204,14 @@ void launch(const bf16* x, int64_t row_stride, const bf16* w, const float* bias,
   } else if (steps <= 8) {
     go(fused_gemv_kernel<T, ROWS, 8>);
   } else if (steps <= 16) {
-    go(fused_gemv_kernel<T, ROWS, 16>);
+    // One row of at most 12 steps (the down products, K = 2,304 or 3,072): registers for two
+    // blocks per SM where the tuning asks for it.
+    bool two = false;
+    if constexpr (ROWS == 1) {
+      two = steps <= 12 && t.gemv_two_blocks;
+      if (two) go(fused_gemv_kernel<T, ROWS, 12, 2>);
+    }
+    if (!two) go(fused_gemv_kernel<T, ROWS, 16>);
   } else {
     go(fused_gemv_kernel<T, ROWS, 0>);
   }

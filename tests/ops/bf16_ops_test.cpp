@@ -232,24 +232,30 @@ TEST_F(Bf16OpsTest, Linear) {
 }
 
 #ifdef FALCON_HAS_CUDA
-// Where the GEMVs let the next kernel launch (LinearTuning::gemv_early_trigger) and whether the
-// transformed inputs are staged per block (gemv_stage_gate, gemv_stage_norm) change no bit: the
-// plain GEMV on BF16 and Q4 weights and the fused one with each prologue.
+// Where the GEMVs let the next kernel launch (LinearTuning::gemv_early_trigger), whether the
+// transformed inputs are staged per block (gemv_stage_gate, gemv_stage_norm) and the down
+// product's register budget (gemv_two_blocks) change no bit: the plain GEMV on BF16 and Q4
+// weights and the fused one with each prologue.
 TEST_F(Bf16OpsTest, GemvTriggerPlacementKeepsResults) {
   const ops::cuda::LinearTuning saved = ops::cuda::linear_tuning();
   const int64_t m = 1, n = 1024, k = 3072;
   const Tensor x = to_bf16(test::random_tensor({m, 2 * k}, 501, -2, 2));
   const Tensor xk = to_bf16(test::random_tensor({m, k}, 502, -2, 2));
   const Tensor w = test::random_tensor({n, k}, 503, -0.1f, 0.1f);
-  // (early trigger, staged gate, staged norm): the late trigger, the gate in every warp, the
-  // norm staged per block, and each against the default.
-  const bool settings[][3] = {{true, true, false}, {false, true, false}, {true, false, false}, {true, true, true}};
-  std::vector<Tensor> results[4];
-  for (int i = 0; i < 4; ++i) {
+  // (early trigger, staged gate, staged norm, two blocks per SM for 9-12 steps), each against
+  // the first.
+  const bool settings[][4] = {{true, true, false, false},
+                              {false, true, false, false},
+                              {true, false, false, false},
+                              {true, true, true, false},
+                              {true, true, true, true}};
+  std::vector<Tensor> results[5];
+  for (int i = 0; i < 5; ++i) {
     ops::cuda::LinearTuning t = saved;
     t.gemv_early_trigger = settings[i][0];
     t.gemv_stage_gate = settings[i][1];
     t.gemv_stage_norm = settings[i][2];
+    t.gemv_two_blocks = settings[i][3];
     ops::cuda::set_linear_tuning(t);
     for (const DType wdt : {DType::BF16, DType::Q4}) {
       const Tensor wd = ops::prepare_linear_weight(w, wdt, dev);
@@ -263,7 +269,7 @@ TEST_F(Bf16OpsTest, GemvTriggerPlacementKeepsResults) {
     }
   }
   ops::cuda::set_linear_tuning(saved);
-  for (int s = 1; s < 4; ++s) {
+  for (int s = 1; s < 5; ++s) {
     ASSERT_EQ(results[0].size(), results[s].size());
     for (size_t i = 0; i < results[0].size(); ++i) {
       EXPECT_EQ(test::max_abs_diff(results[0][i], results[s][i]), 0.0) << "setting " << s << ", product " << i;
